@@ -1,0 +1,63 @@
+"""The one place that picks the compute device, the thread count and the seed."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU; anything else is taken as a torch device string."""
+    if preference and preference != "auto":
+        device = torch.device(preference)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' was asked for but no CUDA GPU is available")
+        if device.type == "mps" and not _mps_available():
+            raise ValueError("device 'mps' was asked for but Apple's MPS is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"CUDA GPU: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads of {os.cpu_count()} cores)"
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seeds Python, NumPy and torch; returns a CPU generator for code that wants its own stream."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def configure_threads(threads: int | None = None) -> int:
+    """Sets torch's intra-op threads (default: AIGC_THREADS or every core) and returns the number in force."""
+    if threads is None:
+        threads = int(os.environ.get("AIGC_THREADS", "0")) or (os.cpu_count() or 1)
+    threads = max(1, threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA (no loss scaling needed, Hopper/Ampere run it on tensor cores); a no-op elsewhere.
+
+    On CPU bf16 autocast is slower than fp32 for these small convolutions on most chips, so it stays off.
+    """
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")

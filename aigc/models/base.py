@@ -1,0 +1,151 @@
+"""What every aigc model is: a config dataclass, a network, and its own training step.
+
+The trainer knows nothing about any one model (minGPT's split): it asks the model for its
+optimizers, hands it batches, and reads back a dict of scalar metrics.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+IMAGE_SHAPE = (1, 28, 28)
+NUM_CLASSES = 10
+
+
+def check_range(name: str, value, low, high, kind=int) -> None:
+    """Raises ValueError naming the setting, its value and its allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
+        raise ValueError(f"{name} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+    if not (low <= value <= high) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+
+
+@dataclass
+class ModelConfig:
+    """Base of every model config: a validated, JSON-friendly dataclass."""
+
+    def validate(self) -> None:  # overridden where there are ranges to check
+        pass
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, args: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(args) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no setting(s) {', '.join(unknown)}")
+        config = cls(**args)
+        config.validate()
+        return config
+
+
+class GenerativeModel(nn.Module):
+    """Interface the trainer, the metrics and the app rely on."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]             # one line for the UI
+    metric_names: ClassVar[tuple]      # what train_step reports, in chart order
+    conditional: ClassVar[bool] = False
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = config
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def make_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(n, latent_dim) standard normal, drawn on the CPU so a seed gives the same z on any device."""
+        return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
+
+    def default_labels(self, n: int) -> torch.Tensor | None:
+        """0,1,...,9,0,1,... for conditional models; None otherwise."""
+        return torch.arange(n, device=self.device) % NUM_CLASSES if self.conditional else None
+
+    def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """(b, latent_dim) -> (b, 1, 28, 28) images in [-1, 1]."""
+        raise NotImplementedError
+
+    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
+        raise NotImplementedError
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, optimizers: dict, autocast) -> dict[str, torch.Tensor]:
+        """One optimisation step on x (b, 1, 28, 28) in [-1, 1] with labels y (b,); returns detached scalars."""
+        raise NotImplementedError
+
+
+class GAN(GenerativeModel):
+    """A generator G and a discriminator D trained with the non-saturating GAN loss.
+
+    Goodfellow et al. 2014: min_G max_D E[log D(x)] + E[log(1 - D(G(z)))]; G instead maximises
+    log D(G(z)) (the 'non-saturating' form of the same paper), which keeps its gradient alive early on.
+    D returns logits, so both losses are BCE-with-logits (numerically stable log-sigmoid).
+    """
+
+    metric_names = ("loss_d", "loss_g", "d_real", "d_fake")
+    generator: nn.Module
+    discriminator: nn.Module
+
+    def sample(self, z, labels=None):
+        if self.conditional and labels is None:
+            labels = self.default_labels(z.shape[0])
+        return self.generator(z, labels) if self.conditional else self.generator(z)
+
+    def discriminate(self, x, labels=None):
+        return self.discriminator(x, labels) if self.conditional else self.discriminator(x)
+
+    def configure_optimizers(self, lr, betas):
+        return {
+            "g": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
+            "d": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
+        }
+
+    def train_step(self, x, y, optimizers, autocast):
+        b = x.shape[0]
+        labels = y if self.conditional else None
+        z = torch.randn(b, self.latent_dim, device=x.device)
+        ones = torch.ones(b, device=x.device)
+        zeros = torch.zeros(b, device=x.device)
+
+        ############################
+        # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
+        ###########################
+        with autocast:
+            fake = self.sample(z, labels)                          # (b, 1, 28, 28)
+            logits_real = self.discriminate(x, labels).float()     # (b,)
+            logits_fake = self.discriminate(fake.detach(), labels).float()
+            loss_d = (F.binary_cross_entropy_with_logits(logits_real, ones)
+                      + F.binary_cross_entropy_with_logits(logits_fake, zeros))
+        optimizers["d"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        optimizers["d"].step()
+
+        ############################
+        # (2) Update G: maximize log(D(G(z)))
+        ###########################
+        with autocast:
+            logits_gen = self.discriminate(fake, labels).float()
+            loss_g = F.binary_cross_entropy_with_logits(logits_gen, ones)
+        optimizers["g"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        optimizers["g"].step()
+
+        return {
+            "loss_d": loss_d.detach(),
+            "loss_g": loss_g.detach(),
+            "d_real": torch.sigmoid(logits_real.detach()).mean(),   # D(x)
+            "d_fake": torch.sigmoid(logits_fake.detach()).mean(),   # D(G(z)) before G's update
+        }

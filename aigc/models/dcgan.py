@@ -1,0 +1,77 @@
+"""DCGAN (Radford, Metz & Chintala 2015) sized for 28×28: 7×7 → 14×14 → 28×28 with strided convolutions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from .base import GAN, ModelConfig, check_range
+
+
+@dataclass
+class DCGANConfig(ModelConfig):
+    latent_dim: int = 64
+    width: int = 32          # channels of the 14×14 layer; the 7×7 layer has 2×width
+
+    def validate(self):
+        check_range("latent_dim", self.latent_dim, 1, 1024)
+        check_range("width", self.width, 4, 256)
+
+
+class DCGenerator(nn.Module):
+    def __init__(self, in_dim: int, width: int):
+        super().__init__()
+        self.project = nn.Sequential(
+            nn.Linear(in_dim, 2 * width * 7 * 7, bias=False),
+            nn.Unflatten(1, (2 * width, 7, 7)), nn.BatchNorm2d(2 * width), nn.ReLU(True),   # (b, 2w, 7, 7)
+        )
+        self.upsample = nn.Sequential(
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(width), nn.ReLU(True),                                            # (b, w, 14, 14)
+            nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Tanh(),                                # (b, 1, 28, 28)
+        )
+
+    def forward(self, h):
+        return self.upsample(self.project(h))
+
+
+class DCDiscriminator(nn.Module):
+    """Returns logits (b,) and, for the projection discriminator, the features (b, 2w*7*7)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2, True),                           # (b, w, 14, 14)
+            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2, True),                              # (b, 2w, 7, 7)
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(2 * width * 7 * 7, 1)
+
+    def forward(self, x):
+        return self.head(self.features(x)).squeeze(1)
+
+
+class DCGAN(GAN):
+    name = "dcgan"
+    summary = "Convolutional GAN (DCGAN): transposed convolutions draw the digit, strided convolutions judge it."
+
+    def __init__(self, config: DCGANConfig | None = None):
+        super().__init__(config or DCGANConfig())
+        self.generator = DCGenerator(self.config.latent_dim, self.config.width)
+        self.discriminator = DCDiscriminator(self.config.width)
+        self.apply(dcgan_init)
+
+
+def dcgan_init(m: nn.Module) -> None:
+    """Radford et al.: weights ~ N(0, 0.02); BatchNorm scales ~ N(1, 0.02)."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.Embedding):
+        nn.init.normal_(m.weight, 0.0, 0.02)

@@ -1,0 +1,41 @@
+"""The textbook fully connected GAN (Goodfellow et al. 2014), in the shape most courses teach."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+from .base import GAN, ModelConfig, check_range
+
+
+@dataclass
+class MLPGANConfig(ModelConfig):
+    latent_dim: int = 100
+    dropout: float = 0.3
+
+    def validate(self):
+        check_range("latent_dim", self.latent_dim, 1, 1024)
+        check_range("dropout", self.dropout, 0.0, 0.9, kind=float)
+
+
+class MLPGAN(GAN):
+    name = "mlp_gan"
+    summary = "Fully connected GAN: the textbook 100→256→512→1024→784 generator against a 784→1024→512→256→1 critic."
+
+    def __init__(self, config: MLPGANConfig | None = None):
+        super().__init__(config or MLPGANConfig())
+        c = self.config
+        self.generator = nn.Sequential(
+            nn.Linear(c.latent_dim, 256), nn.LeakyReLU(0.2),
+            nn.Linear(256, 512), nn.LeakyReLU(0.2),
+            nn.Linear(512, 1024), nn.LeakyReLU(0.2),
+            nn.Linear(1024, 784), nn.Tanh(),
+            nn.Unflatten(1, (1, 28, 28)),                        # (b, 1, 28, 28)
+        )
+        self.discriminator = nn.Sequential(
+            nn.Flatten(),                                        # (b, 784)
+            nn.Linear(784, 1024), nn.LeakyReLU(0.2), nn.Dropout(c.dropout),
+            nn.Linear(1024, 512), nn.LeakyReLU(0.2), nn.Dropout(c.dropout),
+            nn.Linear(512, 256), nn.LeakyReLU(0.2), nn.Dropout(c.dropout),
+            nn.Linear(256, 1), nn.Flatten(0),                    # (b,) logits
+        )

@@ -1,0 +1,247 @@
+"""One training loop for every model (minGPT's Trainer): it knows no model, only the interface.
+
+It reports through callbacks — 'on_log' (smoothed metrics, speed, ETA), 'on_samples' (a grid from
+fixed noise), 'on_end' — so the CLI can print and the app can draw from the same loop. pause(),
+resume() and stop() may be called from any thread. A loss that turns NaN/inf ends the run and puts
+back the last weights that were seen finite.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+
+from .checkpoint import make_checkpoint
+from .data import MNISTTensors, load_mnist
+from .device import autocast, pick_device, seed_everything
+from .models import MODELS, GenerativeModel, build_model, check_range
+
+LIMITS = {  # name: (low, high, kind) — the UI's sliders use the same numbers
+    "steps": (1, 100_000, int),
+    "batch_size": (8, 4096, int),
+    "lr": (1e-6, 0.1, float),
+    "beta1": (0.0, 0.999, float),
+    "beta2": (0.0, 0.9999, float),
+    "seed": (0, 2**31 - 1, int),
+    "sample_every": (1, 100_000, int),
+    "log_every": (1, 10_000, int),
+    "num_samples": (1, 256, int),
+    "max_seconds": (0.0, 86_400.0, float),
+}
+
+
+@dataclass
+class TrainConfig:
+    model: str = "dcgan"
+    model_args: dict = field(default_factory=dict)
+    steps: int = 600
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    device: str = "auto"
+    sample_every: int = 25
+    log_every: int = 5
+    num_samples: int = 64            # the 8×8 grid
+    max_seconds: float = 0.0         # stop after this much training time; 0 = run all steps
+    data_dir: str | None = None
+
+    @classmethod
+    def for_model(cls, model: str, **overrides) -> "TrainConfig":
+        """The model's tuned recipe (its class's train_defaults), then the caller's overrides."""
+        if model not in MODELS:
+            raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
+        recipe = dict(getattr(MODELS[model][1], "train_defaults", {}))
+        recipe.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(model=model, **recipe)
+
+    def validate(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        for name, (low, high, kind) in LIMITS.items():
+            check_range(name, getattr(self, name), low, high, kind)
+        MODELS[self.model][0].from_dict(self.model_args)   # raises on a bad model setting
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, model: GenerativeModel | None = None,
+                 data: MNISTTensors | None = None, start_step: int = 0, history: dict | None = None):
+        config.validate()
+        self.config = config
+        self.device = pick_device(config.device)
+        seed_everything(config.seed)
+        self.model = (model or build_model(config.model, config.model_args)).to(self.device).train()
+        self.data = (data or load_mnist(train=True, device=self.device, data_dir=config.data_dir)).to(self.device)
+        self.optimizers = self.model.configure_optimizers(config.lr, (config.beta1, config.beta2))
+        fixed = torch.Generator().manual_seed(config.seed)
+        self.fixed_noise = self.model.make_noise(config.num_samples, generator=fixed)   # (n, latent)
+        self.fixed_labels = self.model.default_labels(config.num_samples)
+        self.step = start_step
+        self.target_step = start_step + config.steps
+        self.history = history or {}
+        for key in ("step", "seconds", *self.model.metric_names):
+            self.history.setdefault(key, [])
+        self.samples: torch.Tensor | None = None     # (n, 1, 28, 28) in [-1, 1], on the CPU
+        self.last_log: dict = {}
+        self.status = "ready"     # ready | running | paused | finished | stopped | diverged | failed
+        self.message = ""
+        self.train_seconds = 0.0
+        self.callbacks = defaultdict(list)
+        self._resume = threading.Event()
+        self._resume.set()
+        self._stop = threading.Event()
+        self._perm_gen = torch.Generator().manual_seed(config.seed + 1)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._cursor = 0
+
+    # ---- control, from any thread -------------------------------------------------------------
+    def add_callback(self, event: str, fn) -> None:
+        self.callbacks[event].append(fn)
+
+    def trigger(self, event: str) -> None:
+        for fn in self.callbacks[event]:
+            fn(self)
+
+    def pause(self):
+        self._resume.clear()
+
+    def resume(self):
+        self._resume.set()
+
+    def stop(self):
+        self._stop.set()
+        self._resume.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._resume.is_set()
+
+    # ---- the loop -------------------------------------------------------------------------------
+    def _next_index(self, b: int) -> torch.Tensor:
+        """Shuffled epochs: each image once per pass, a fresh order per pass."""
+        if self._cursor + b > len(self._order):
+            self._order = torch.randperm(len(self.data), generator=self._perm_gen).to(self.device)
+            self._cursor = 0
+        index = self._order[self._cursor:self._cursor + b]
+        self._cursor += b
+        return index
+
+    def _snapshot(self) -> dict:
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizers": {k: _clone(opt.state_dict()) for k, opt in self.optimizers.items()},
+        }
+
+    def _restore(self, snap: dict) -> None:
+        self.model.load_state_dict(snap["model"])
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(snap["optimizers"][k])
+
+    @torch.no_grad()
+    def sample_fixed(self) -> torch.Tensor:
+        was_training = self.model.training
+        self.model.eval()
+        images = self.model.sample(self.fixed_noise, self.fixed_labels).float().cpu()
+        self.model.train(was_training)
+        return images
+
+    def run(self) -> str:
+        """Trains until target_step, stop() or max_seconds; returns the final status."""
+        c, names = self.config, self.model.metric_names
+        amp = autocast(self.device)
+        good = self._snapshot()
+        window = {k: torch.zeros((), device=self.device) for k in names}
+        window_steps, window_start = 0, time.perf_counter()
+        self.status = "running"
+        try:
+            while self.step < self.target_step and not self._stop.is_set():
+                if not self._resume.is_set():
+                    self.train_seconds += time.perf_counter() - window_start
+                    self.status = "paused"
+                    self.trigger("on_pause")
+                    self._resume.wait()
+                    window_start = time.perf_counter()
+                    self.status = "running"
+                    continue
+                x, y = self.data.batch(self._next_index(c.batch_size))
+                metrics = self.model.train_step(x, y, self.optimizers, amp)
+                for k in names:
+                    window[k] += metrics[k].float()
+                self.step += 1
+                window_steps += 1
+                last = self.step >= self.target_step
+                if self.step % c.log_every == 0 or last:
+                    means = {k: (window[k] / window_steps).item() for k in names}
+                    if not all(math.isfinite(v) for v in means.values()):
+                        self._restore(good)
+                        self.status = "diverged"
+                        self.message = self._divergence_message(means)
+                        break
+                    good = self._snapshot()
+                    now = time.perf_counter()
+                    self.train_seconds += now - window_start
+                    self._log(means, window_steps / max(now - window_start, 1e-9))
+                    window = {k: torch.zeros((), device=self.device) for k in names}
+                    window_steps, window_start = 0, time.perf_counter()
+                if self.step % c.sample_every == 0 or last or self.samples is None:
+                    self.samples = self.sample_fixed()
+                    self.trigger("on_samples")
+                if c.max_seconds and self.train_seconds >= c.max_seconds:
+                    break
+            if self.status == "running":
+                self.status = "stopped" if self._stop.is_set() else "finished"
+        except Exception as exc:  # out of memory, a bad device: report it, keep the last good weights
+            self._restore(good)
+            self.status = "failed"
+            self.message = f"training failed at step {self.step}: {type(exc).__name__}: {exc}"
+        if self.samples is None or self.status in ("diverged", "failed"):
+            self.samples = self.sample_fixed()
+        self.trigger("on_end")
+        return self.status
+
+    def _log(self, means: dict, steps_per_s: float) -> None:
+        self.history["step"].append(self.step)
+        self.history["seconds"].append(round(self.train_seconds, 3))
+        for k, v in means.items():
+            self.history[k].append(v)
+        remaining = self.target_step - self.step
+        self.last_log = {
+            "step": self.step, "target_step": self.target_step, **means,
+            "images_per_s": steps_per_s * self.config.batch_size,
+            "eta_s": remaining / steps_per_s if steps_per_s > 0 else float("inf"),
+            "seconds": self.train_seconds,
+        }
+        self.trigger("on_log")
+
+    def _divergence_message(self, means: dict) -> str:
+        bad = ", ".join(k for k, v in means.items() if not math.isfinite(v))
+        return (f"training diverged at step {self.step}: {bad} became NaN or infinite. The most likely cause is "
+                f"a learning rate that is too high ({self.config.lr:g}; this model's recipe uses "
+                f"{getattr(self.model, 'train_defaults', {}).get('lr', 2e-4):g}). The weights from step "
+                f"{self.history['step'][-1] if self.history['step'] else 0} (the last finite ones) were kept.")
+
+    def checkpoint(self, extra: dict | None = None) -> dict:
+        return make_checkpoint(self.model, self.step, self.history, self.config.to_dict(), extra)
+
+
+def _clone(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clone(v) for v in obj]
+    return obj
