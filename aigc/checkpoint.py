@@ -121,3 +121,21 @@ def load_checkpoint(source, device: str | torch.device = "cpu") -> tuple[Generat
     """Returns (model in eval mode on device, the checkpoint dict)."""
     ckpt = read_checkpoint(source)
     return model_from_checkpoint(ckpt, device), ckpt
+
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def list_checkpoints(*folders: str | os.PathLike) -> dict[str, Path]:
+    """{label: path} of the model checkpoints in the given folders (default: the shipped ones), by name.
+
+    The metrics classifier lives in the same folder but is not a generative model, so it is left out.
+    """
+    found = {}
+    for folder in folders or (SHIPPED_DIR,):
+        folder = Path(folder)
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.pt")):
+                if path.name != "mnist_classifier.pt":
+                    found[path.stem] = path
+    return found

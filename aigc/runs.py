@@ -1,0 +1,323 @@
+"""The server-wide registry of training runs: ids, a cap on concurrent jobs, a queue, bounded memory.
+
+One RunRegistry lives per server process (the app wraps it in st.cache_resource), so a run belongs to
+no browser session: a refreshed tab finds it again by id, and any number of viewers can watch it at
+the compute cost of one. Worker threads never touch Streamlit; they write into the Run under its lock,
+and pages read copies (Run.view()) on their own schedule.
+
+Memory stays bounded: a run no one has looked at for `idle_timeout` seconds is stopped (its weights are
+kept, on disk when a runs folder is set), finished runs keep their final weights only, sample
+snapshots are thinned to at most `max_snapshots`, and at most `max_runs` runs are remembered.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CheckpointError, checkpoint_bytes, model_from_checkpoint, save_checkpoint
+from .device import pick_device
+from .images import to_uint8
+from .trainer import TrainConfig, Trainer
+
+ACTIVE = ("queued", "running", "paused")
+DONE = ("finished", "stopped", "diverged", "failed", "cancelled")
+
+
+def default_max_jobs() -> int:
+    """AIGC_MAX_JOBS, else 4 on a GPU and one job per 2 CPU cores (a second job on 2 cores halves both)."""
+    if os.environ.get("AIGC_MAX_JOBS"):
+        return max(1, int(os.environ["AIGC_MAX_JOBS"]))
+    if pick_device().type != "cpu":
+        return 4
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+@dataclass
+class RunView:
+    """A consistent copy of a run's state, safe to draw without holding any lock."""
+    id: str
+    model: str
+    status: str
+    message: str
+    step: int
+    target_step: int
+    history: dict
+    last_log: dict
+    grid: np.ndarray | None                  # (n, 28, 28) uint8, latest samples
+    snapshot_steps: list
+    queue_position: int                      # 1 = next to start; 0 = not queued
+    expected_wait_s: float
+    created: float
+    config: dict
+    has_weights: bool
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+@dataclass(eq=False)
+class Run:
+    id: str
+    config: TrainConfig
+    key: str                                 # whoever holds it may control the run; viewers without it watch
+    init_checkpoint: dict | None = None
+    created: float = field(default_factory=time.time)
+    status: str = "queued"
+    message: str = ""
+    step: int = 0
+    target_step: int = 0
+    history: dict = field(default_factory=dict)
+    last_log: dict = field(default_factory=dict)
+    grid: np.ndarray | None = None
+    snapshots: list = field(default_factory=list)          # [(step, (n, 28, 28) uint8)]
+    final_checkpoint: dict | None = None
+    last_seen: float = field(default_factory=time.monotonic)
+    trainer: Trainer | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    max_snapshots: int = 48
+    autosave: bool = False                                 # write the weights to disk when it ends
+    stop_requested: threading.Event = field(default_factory=threading.Event)
+
+    def view(self, queue_position: int = 0, expected_wait_s: float = 0.0) -> RunView:
+        with self.lock:
+            return RunView(
+                id=self.id, model=self.config.model, status=self.status, message=self.message,
+                step=self.step, target_step=self.target_step,
+                history={k: list(v) for k, v in self.history.items()},
+                last_log=dict(self.last_log), grid=self.grid,
+                snapshot_steps=[s for s, _ in self.snapshots],
+                queue_position=queue_position, expected_wait_s=expected_wait_s,
+                created=self.created, config=self.config.to_dict(),
+                has_weights=self.final_checkpoint is not None or self.trainer is not None,
+            )
+
+    def snapshot(self, index: int) -> tuple[int, np.ndarray]:
+        with self.lock:
+            return self.snapshots[index]
+
+    # ---- trainer callbacks (worker thread) -------------------------------------------------------
+    def _on_log(self, trainer: Trainer) -> None:
+        with self.lock:
+            self.step = trainer.step
+            self.last_log = dict(trainer.last_log)
+            self.history = {k: list(v) for k, v in trainer.history.items()}
+
+    def _on_samples(self, trainer: Trainer) -> None:
+        pixels = to_uint8(trainer.samples)
+        with self.lock:
+            self.grid = pixels
+            self.step = trainer.step
+            self.snapshots.append((trainer.step, pixels))
+            if len(self.snapshots) > self.max_snapshots:
+                # thin evenly, keeping the first and the newest, so the replay spans the whole run
+                self.snapshots = self.snapshots[:-1:2] + [self.snapshots[-1]]
+
+    def _on_status(self, trainer: Trainer) -> None:
+        with self.lock:
+            self.status = trainer.status
+
+    def checkpoint(self) -> dict:
+        """The run's weights now (mid-run: the trainer's current ones), as a checkpoint dict."""
+        with self.lock:
+            trainer, final = self.trainer, self.final_checkpoint
+        if final is not None:
+            return final
+        if trainer is None:
+            raise CheckpointError(f"run {self.id} has no weights yet: it has not started")
+        return trainer.checkpoint(extra={"run_id": self.id})
+
+    def checkpoint_bytes(self) -> bytes:
+        return checkpoint_bytes(self.checkpoint())
+
+
+class RunRegistry:
+    def __init__(self, max_jobs: int | None = None, max_queue: int = 64, max_runs: int = 200,
+                 idle_timeout: float = 90.0, runs_dir: str | os.PathLike | None = None,
+                 max_snapshots: int = 48, clock=time.monotonic, janitor_interval: float = 0.0):
+        self.max_jobs = max_jobs or default_max_jobs()
+        self.max_queue = max_queue
+        self.max_runs = max_runs
+        self.idle_timeout = idle_timeout
+        self.runs_dir = Path(runs_dir) if runs_dir else None
+        self.max_snapshots = max_snapshots
+        self.clock = clock
+        self._runs: dict[str, Run] = {}
+        self._queue: deque[Run] = deque()
+        self._running: set[Run] = set()
+        self._lock = threading.RLock()
+        self._recent_durations: deque[float] = deque([30.0], maxlen=20)   # seconds per finished job
+        if janitor_interval > 0:
+            threading.Thread(target=self._janitor, args=(janitor_interval,), name="aigc-janitor", daemon=True).start()
+
+    def _janitor(self, interval: float) -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                self.reap()
+            except Exception:  # never let housekeeping kill the thread
+                pass
+
+    # ---- submitting and finding runs -----------------------------------------------------------
+    def submit(self, config: TrainConfig, init_checkpoint: dict | None = None) -> Run:
+        """Validates, then starts the run or queues it; raises ValueError with a readable message."""
+        config.validate()
+        if init_checkpoint is not None and init_checkpoint.get("model_name") != config.model:
+            raise ValueError(f"the starting checkpoint is a {init_checkpoint.get('model_name')}, "
+                             f"but the run trains a {config.model}")
+        self.reap()
+        with self._lock:
+            if len(self._queue) >= self.max_queue:
+                raise RuntimeError(f"the training queue is full ({self.max_queue} runs waiting); try again in a few minutes")
+            run = Run(id=secrets.token_hex(4), config=config, key=secrets.token_urlsafe(12),
+                      init_checkpoint=init_checkpoint, max_snapshots=self.max_snapshots,
+                      last_seen=self.clock(), target_step=config.steps)
+            self._runs[run.id] = run
+            self._queue.append(run)
+            self._forget_old()
+            self._start_queued()
+        return run
+
+    def get(self, run_id: str | None) -> Run | None:
+        with self._lock:
+            return self._runs.get(run_id) if run_id else None
+
+    def all_runs(self) -> list[Run]:
+        with self._lock:
+            return sorted(self._runs.values(), key=lambda r: r.created)
+
+    def view(self, run: Run) -> RunView:
+        with self._lock:
+            position = next((i + 1 for i, r in enumerate(self._queue) if r is run), 0)
+            wait = self._expected_wait(position)
+        return run.view(position, wait)
+
+    def heartbeat(self, run: Run) -> None:
+        """Someone is looking at this run; call it on every poll."""
+        run.last_seen = self.clock()
+
+    def counts(self) -> dict:
+        with self._lock:
+            return {"running": len(self._running), "queued": len(self._queue), "runs": len(self._runs),
+                    "max_jobs": self.max_jobs}
+
+    def _expected_wait(self, position: int) -> float:
+        if position == 0:
+            return 0.0
+        per_job = sum(self._recent_durations) / len(self._recent_durations)
+        rounds = (position - 1) // self.max_jobs + 1
+        return rounds * per_job
+
+    # ---- control -------------------------------------------------------------------------------
+    def pause(self, run: Run):
+        if run.trainer is not None:
+            run.trainer.pause()
+
+    def resume(self, run: Run):
+        if run.trainer is not None:
+            run.trainer.resume()
+
+    def stop(self, run: Run, reason: str = "") -> None:
+        """Stops a running run (keeping its weights) or cancels a queued one."""
+        with self._lock:
+            if run in self._queue:
+                self._queue.remove(run)
+                with run.lock:
+                    run.status, run.message = "cancelled", reason or "cancelled before it started"
+                return
+        with run.lock:
+            if reason:
+                run.message = reason
+            trainer = run.trainer
+        run.stop_requested.set()          # seen by a worker that has not built its trainer yet
+        if trainer is not None:
+            trainer.stop()
+
+    def save(self, run: Run, path: str | os.PathLike | None = None) -> Path:
+        """Writes the run's checkpoint atomically (default: <runs_dir>/<id>.pt)."""
+        if path is None:
+            if self.runs_dir is None:
+                raise CheckpointError("no runs folder is configured to save into")
+            path = self.runs_dir / f"{run.config.model}-{run.id}.pt"
+        return save_checkpoint(run.checkpoint(), path)
+
+    # ---- housekeeping --------------------------------------------------------------------------
+    def reap(self) -> list[Run]:
+        """Stops runs nobody has polled for idle_timeout seconds (their tab was closed)."""
+        now, reaped = self.clock(), []
+        with self._lock:
+            candidates = [r for r in self._runs.values() if r.status in ACTIVE]
+        for run in candidates:
+            if now - run.last_seen > self.idle_timeout:
+                run.autosave = True
+                self.stop(run, f"stopped after {self.idle_timeout:.0f} s with no browser watching it; "
+                               f"its weights were kept")
+                reaped.append(run)
+        return reaped
+
+    def _forget_old(self) -> None:
+        """Drops the oldest finished runs beyond max_runs (called with the lock held)."""
+        done = [r for r in sorted(self._runs.values(), key=lambda r: r.last_seen) if r.status in DONE]
+        excess = len(self._runs) - self.max_runs
+        for run in done[:max(0, excess)]:
+            del self._runs[run.id]
+
+    def _start_queued(self) -> None:
+        with self._lock:
+            while self._queue and len(self._running) < self.max_jobs:
+                run = self._queue.popleft()
+                self._running.add(run)
+                with run.lock:
+                    run.status = "running"
+                threading.Thread(target=self._work, args=(run,), name=f"aigc-run-{run.id}", daemon=True).start()
+
+    def _work(self, run: Run) -> None:
+        started = time.monotonic()
+        try:
+            trainer = self._make_trainer(run)
+            for event, fn in (("on_log", run._on_log), ("on_samples", run._on_samples),
+                              ("on_pause", run._on_status), ("on_end", run._on_status)):
+                trainer.add_callback(event, fn)
+            with run.lock:
+                run.trainer = trainer
+                run.target_step = trainer.target_step
+                run.step = trainer.step
+            if run.stop_requested.is_set():
+                trainer.stop()
+            trainer.run()
+            final = trainer.checkpoint(extra={"run_id": run.id})
+            with run.lock:
+                run.status = trainer.status
+                run.message = run.message or trainer.message
+                run.final_checkpoint = final
+                run.trainer = None            # frees optimizer state, activations and the data reference
+            if self.runs_dir is not None and (run.autosave or trainer.status == "diverged"):
+                try:
+                    self.save(run)
+                except CheckpointError as exc:
+                    with run.lock:
+                        run.message += f" (autosave failed: {exc})"
+        except Exception as exc:
+            with run.lock:
+                run.status, run.message, run.trainer = "failed", f"{type(exc).__name__}: {exc}", None
+        finally:
+            with self._lock:
+                self._running.discard(run)
+                self._recent_durations.append(time.monotonic() - started)
+            self._start_queued()
+
+    def _make_trainer(self, run: Run) -> Trainer:
+        ckpt = run.init_checkpoint
+        if ckpt is None:
+            return Trainer(run.config)
+        device = pick_device(run.config.device)
+        model = model_from_checkpoint(ckpt, device).train()
+        return Trainer(run.config, model=model, start_step=int(ckpt.get("step", 0)),
+                       history={k: list(v) for k, v in ckpt.get("history", {}).items()})
