@@ -36,7 +36,7 @@ LIMITS = {  # name: (low, high, kind) — the UI's sliders use the same numbers
 
 @dataclass
 class TrainConfig:
-    model: str = "dcgan"
+    model: str = "cgan"
     model_args: dict = field(default_factory=dict)
     steps: int = 600
     batch_size: int = 64
@@ -56,7 +56,7 @@ class TrainConfig:
         """The model's tuned recipe (its class's train_defaults), then the caller's overrides."""
         if model not in MODELS:
             raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
-        recipe = dict(getattr(MODELS[model][1], "train_defaults", {}))
+        recipe = dict(MODELS[model][1].train_defaults)
         recipe.update({k: v for k, v in overrides.items() if v is not None})
         return cls(model=model, **recipe)
 
@@ -230,7 +230,7 @@ class Trainer:
         bad = ", ".join(k for k, v in means.items() if not math.isfinite(v))
         return (f"training diverged at step {self.step}: {bad} became NaN or infinite. The most likely cause is "
                 f"a learning rate that is too high ({self.config.lr:g}; this model's recipe uses "
-                f"{getattr(self.model, 'train_defaults', {}).get('lr', 2e-4):g}). The weights from step "
+                f"{self.model.train_defaults.get('lr', 2e-4):g}). The weights from step "
                 f"{self.history['step'][-1] if self.history['step'] else 0} (the last finite ones) were kept.")
 
     def checkpoint(self, extra: dict | None = None) -> dict:

@@ -53,6 +53,7 @@ class GenerativeModel(nn.Module):
     summary: ClassVar[str]             # one line for the UI
     metric_names: ClassVar[tuple]      # what train_step reports, in chart order
     conditional: ClassVar[bool] = False
+    train_defaults: ClassVar[dict] = {}  # the tuned recipe: TrainConfig.for_model() starts from it
 
     def __init__(self, config: ModelConfig):
         super().__init__()

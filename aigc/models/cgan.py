@@ -49,6 +49,8 @@ class CGAN(GAN):
     name = "cgan"
     summary = "Conditional GAN: the same convolutional GAN told which digit to draw, so you pick the digit."
     conditional = True
+    # tuned on 2 CPU cores: recognisable digits of every class in ~20 s of training
+    train_defaults = dict(steps=1200, batch_size=128, lr=5e-4, beta1=0.5)
 
     def __init__(self, config: CGANConfig | None = None):
         super().__init__(config or CGANConfig())

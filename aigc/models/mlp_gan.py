@@ -21,6 +21,7 @@ class MLPGANConfig(ModelConfig):
 class MLPGAN(GAN):
     name = "mlp_gan"
     summary = "Fully connected GAN: the textbook 100→256→512→1024→784 generator against a 784→1024→512→256→1 critic."
+    train_defaults = dict(steps=3000, batch_size=64, lr=2e-4, beta1=0.5)
 
     def __init__(self, config: MLPGANConfig | None = None):
         super().__init__(config or MLPGANConfig())

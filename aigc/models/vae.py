@@ -31,6 +31,7 @@ class VAE(GenerativeModel):
     name = "vae"
     summary = "Variational autoencoder: squeezes each digit to a few numbers and learns to draw it back from them."
     metric_names = ("loss", "recon", "kl")
+    train_defaults = dict(steps=2000, batch_size=128, lr=1e-3, beta1=0.9)
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__(config or VAEConfig())

@@ -1,0 +1,222 @@
+"""python -m aigc train | sample | evaluate | info — the same backend the app uses, printing instead of drawing."""
+from __future__ import annotations
+
+import argparse
+import ast
+import math
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from .device import configure_threads, describe_device, pick_device
+from .images import grid, png_bytes
+from .models import MODELS
+from .trainer import TrainConfig, Trainer
+
+
+def _model_arg(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def _fmt_time(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    m, s = divmod(int(seconds + 0.5), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+class ProgressBar:
+    """One line redrawn in place on a terminal; a line every `every` seconds otherwise (logs, CI)."""
+
+    def __init__(self, stream=sys.stderr, width: int = 24, every: float = 5.0):
+        self.stream, self.width, self.every = stream, width, every
+        self.tty = stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, trainer: Trainer) -> None:
+        log = trainer.last_log
+        done = log["step"] / log["target_step"]
+        bar = "#" * int(done * self.width) + "-" * (self.width - int(done * self.width))
+        metrics = "  ".join(f"{k} {log[k]:.3f}" for k in trainer.model.metric_names)
+        line = (f"step {log['step']:>6}/{log['target_step']} [{bar}] {log['images_per_s']:7.0f} img/s "
+                f"ETA {_fmt_time(log['eta_s'])}  {metrics}")
+        now = time.monotonic()
+        if self.tty:
+            self.stream.write("\r" + line)
+            self.stream.flush()
+        elif now - self._last >= self.every or log["step"] >= log["target_step"]:
+            self.stream.write(line + "\n")
+            self._last = now
+
+    def close(self):
+        if self.tty:
+            self.stream.write("\n")
+
+
+def cmd_train(args) -> int:
+    configure_threads(args.threads)
+    init = None
+    if args.init:
+        model, init = load_checkpoint(args.init)
+        args.model = args.model or init["model_name"]
+        if args.model != init["model_name"]:
+            raise ValueError(f"--init is a {init['model_name']} checkpoint but --model is {args.model}")
+    args.model = args.model or next(iter(MODELS))
+    overrides = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, seed=args.seed,
+                     device=args.device, sample_every=args.sample_every, max_seconds=args.max_seconds,
+                     data_dir=args.data_dir)
+    config = TrainConfig.for_model(args.model, **overrides)
+    if init is not None:
+        config.model_args = dict(init["model_args"])
+    config.model_args.update(dict(args.model_arg or []))
+    config.validate()
+    out = Path(args.out or f"runs/{args.model}.pt")
+    samples_dir = Path(args.samples_dir) if args.samples_dir else None
+    if init is not None:
+        trainer = Trainer(config, model=model.train(), start_step=init["step"],
+                          history={k: list(v) for k, v in init["history"].items()})
+    else:
+        trainer = Trainer(config)
+    print(f"aigc {__version__}: training {args.model} {config.model_args or ''} on {describe_device(trainer.device)}, "
+          f"{config.steps} steps of {config.batch_size}", file=sys.stderr)
+    bar = ProgressBar()
+    trainer.add_callback("on_log", bar)
+    if samples_dir is not None:
+        samples_dir.mkdir(parents=True, exist_ok=True)
+        trainer.add_callback("on_samples", lambda t: (samples_dir / f"step{t.step:06d}.png").write_bytes(
+            png_bytes(grid(t.samples, scale=2))))
+    try:
+        status = trainer.run()
+    except KeyboardInterrupt:
+        status, trainer.message = "stopped", "interrupted from the keyboard"
+    bar.close()
+    save_checkpoint(trainer.checkpoint(), out)
+    png = out.with_suffix(".png")
+    png.write_bytes(png_bytes(grid(trainer.sample_fixed(), scale=2)))
+    print(f"{status} at step {trainer.step} after {trainer.train_seconds:.1f} s of training"
+          f"{': ' + trainer.message if trainer.message else ''}\nsaved {out} and {png}", file=sys.stderr)
+    return 0 if status in ("finished", "stopped") else 1
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    model, _ = load_checkpoint(args.ckpt, pick_device(args.device))
+    z = model.make_noise(args.n, generator=torch.Generator().manual_seed(args.seed))
+    labels = None
+    if model.conditional:
+        labels = (torch.full((args.n,), args.label) if args.label is not None else torch.arange(args.n) % 10).to(z.device)
+    elif args.label is not None:
+        raise ValueError(f"--label needs a conditional model; {model.name} is not one")
+    with torch.no_grad():
+        images = model.sample(z, labels)
+    out = Path(args.out or Path(args.ckpt).with_suffix(".samples.png").name)
+    out.write_bytes(png_bytes(grid(images, nrow=args.nrow, scale=args.scale)))
+    print(f"wrote {args.n} samples of {model.name} to {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .metrics import evaluate_model
+
+    model, ckpt = load_checkpoint(args.ckpt, pick_device(args.device))
+    start = time.perf_counter()
+    scores = evaluate_model(model, n=args.n, seed=args.seed)
+    print(f"{Path(args.ckpt).name}: {model.name} at step {ckpt['step']}, {scores['n']} samples "
+          f"({time.perf_counter() - start:.1f} s)")
+    print(f"  Fréchet distance  {scores['fid']:.3f}   (real-data floor {scores['fid_floor']:.3f}, "
+          f"ratio {scores['fid_ratio']:.2f}×)")
+    print(f"  mean confidence   {scores['confidence']:.3f}")
+    print(f"  classes covered   {scores['coverage']}/10   histogram {scores['class_hist']}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    if args.ckpt is None:
+        device = pick_device()
+        print(f"aigc {__version__} on {describe_device(device)}")
+        print("models:")
+        for name, (_, cls) in MODELS.items():
+            print(f"  {name:8s} {cls.summary}")
+        print("shipped checkpoints:")
+        for name, path in list_checkpoints().items():
+            print(f"  {name:8s} {path}")
+        return 0
+    model, ckpt = load_checkpoint(args.ckpt)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{args.ckpt}: {ckpt['model_name']} {ckpt['model_args']}")
+    print(f"  step {ckpt['step']}, {params:,} parameters, written by aigc {ckpt.get('aigc_version', '?')}")
+    history = ckpt.get("history") or {}
+    for name in model.metric_names:
+        if history.get(name):
+            print(f"  last {name}: {history[name][-1]:.4f}")
+    if ckpt.get("train_config"):
+        tc = ckpt["train_config"]
+        print(f"  trained with batch {tc.get('batch_size')}, lr {tc.get('lr')}, seed {tc.get('seed')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m aigc", description="Train, sample, evaluate and inspect aigc models on MNIST.")
+    p.add_argument("--version", action="version", version=f"aigc {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and write a checkpoint plus a PNG of its samples")
+    t.add_argument("--model", choices=list(MODELS), help=f"which model (default: {next(iter(MODELS))}, or the --init checkpoint's)")
+    t.add_argument("--steps", type=int, help="optimisation steps (default: the model's recipe)")
+    t.add_argument("--batch-size", type=int, help="images per step")
+    t.add_argument("--lr", type=float, help="Adam learning rate")
+    t.add_argument("--beta1", type=float, help="Adam beta1")
+    t.add_argument("--seed", type=int, help="random seed (weights, batches, fixed sample noise)")
+    t.add_argument("--max-seconds", type=float, help="stop after this many seconds of training")
+    t.add_argument("--model-arg", type=_model_arg, action="append", metavar="KEY=VALUE",
+                   help="a model setting, e.g. latent_dim=2 (repeatable)")
+    t.add_argument("--init", help="continue from this checkpoint")
+    t.add_argument("--out", help="checkpoint path (default: runs/<model>.pt); a PNG grid is written beside it")
+    t.add_argument("--samples-dir", help="also write the sample grid here every --sample-every steps")
+    t.add_argument("--sample-every", type=int, help="steps between sample grids")
+    t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
+    t.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    t.add_argument("--data-dir", help="MNIST folder (default: $AIGC_DATA_DIR, else ./data; downloaded if missing)")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="write a PNG grid of samples from a checkpoint")
+    s.add_argument("--ckpt", required=True)
+    s.add_argument("--n", type=int, default=64)
+    s.add_argument("--nrow", type=int, default=None, help="images per row (default: square)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--label", type=int, choices=range(10), help="digit to draw (conditional models)")
+    s.add_argument("--scale", type=int, default=2, help="pixel upscaling of the PNG")
+    s.add_argument("--out", help="PNG path (default: <checkpoint>.samples.png)")
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=cmd_sample)
+
+    e = sub.add_parser("evaluate", help="Fréchet distance, confidence and class coverage of a checkpoint's samples")
+    e.add_argument("--ckpt", required=True)
+    e.add_argument("--n", type=int, default=10_000, help="samples to score")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=cmd_evaluate)
+
+    i = sub.add_parser("info", help="describe a checkpoint, or list models, checkpoints and the device")
+    i.add_argument("--ckpt")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, CheckpointError, RuntimeError, OSError) as exc:
+        print(f"aigc: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,84 @@
+import math
+import threading
+
+import pytest
+import torch
+
+from aigc import TrainConfig, Trainer
+
+TINY = dict(steps=6, batch_size=16, log_every=2, sample_every=3, num_samples=8)
+
+
+@pytest.mark.parametrize("name", ["cgan", "dcgan", "mlp_gan", "vae"])
+def test_trainer_reports_through_callbacks(name, mnist):
+    events = []
+    trainer = Trainer(TrainConfig.for_model(name, **TINY), data=mnist)
+    for event in ("on_log", "on_samples", "on_end"):
+        trainer.add_callback(event, lambda t, e=event: events.append((e, t.step)))
+    assert trainer.run() == "finished"
+    assert ("on_log", 2) in events and ("on_log", 6) in events
+    assert ("on_samples", 3) in events and events[-1] == ("on_end", 6)
+    assert trainer.samples.shape == (8, 1, 28, 28)
+    assert trainer.history["step"] == [2, 4, 6]
+    assert all(math.isfinite(v) for k in trainer.model.metric_names for v in trainer.history[k])
+    assert trainer.last_log["images_per_s"] > 0
+
+
+def test_same_seed_same_weights(mnist):
+    a = Trainer(TrainConfig.for_model("dcgan", **TINY), data=mnist)
+    a.run()
+    b = Trainer(TrainConfig.for_model("dcgan", **TINY), data=mnist)
+    b.run()
+    assert torch.equal(a.samples, b.samples)
+
+
+def test_pause_resume_stop_from_another_thread(mnist):
+    trainer = Trainer(TrainConfig.for_model("vae", steps=100_000, batch_size=16, log_every=1), data=mnist)
+    paused = threading.Event()
+    trainer.add_callback("on_pause", lambda t: paused.set())
+    trainer.add_callback("on_log", lambda t: t.step == 5 and t.pause())
+    thread = threading.Thread(target=trainer.run)
+    thread.start()
+    assert paused.wait(30)
+    step_when_paused = trainer.step
+    assert trainer.status == "paused"
+    trainer.resume()
+    while trainer.step < step_when_paused + 3:
+        pass
+    trainer.stop()
+    thread.join(30)
+    assert trainer.status == "stopped" and step_when_paused < trainer.step < 100_000
+
+
+def test_nan_stops_the_run_and_keeps_last_good_weights(mnist):
+    trainer = Trainer(TrainConfig.for_model("dcgan", steps=50, batch_size=16, log_every=2), data=mnist)
+    original_step = trainer.model.train_step
+    snapshots = {}
+
+    def poisoned(x, y, opts, amp):
+        if trainer.step == 4:   # the 5th step: weights after 4 steps were the last seen finite
+            snapshots["good"] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+            with torch.no_grad():
+                next(trainer.model.generator.parameters()).fill_(float("nan"))
+        return original_step(x, y, opts, amp)
+
+    trainer.model.train_step = poisoned
+    assert trainer.run() == "diverged"
+    assert "NaN or infinite" in trainer.message and "learning rate" in trainer.message
+    assert "step 4" in trainer.message
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, snapshots["good"][k]), k
+    assert torch.isfinite(trainer.samples).all()
+
+
+def test_huge_learning_rate_ends_as_diverged_or_finite(mnist):
+    """lr at the top of its range: either it survives or it stops with the divergence message."""
+    trainer = Trainer(TrainConfig.for_model("mlp_gan", steps=40, lr=0.1, batch_size=32, log_every=2), data=mnist)
+    status = trainer.run()
+    assert status in ("finished", "diverged")
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_max_seconds_stops_early(mnist):
+    trainer = Trainer(TrainConfig.for_model("vae", steps=100_000, max_seconds=0.5, log_every=5), data=mnist)
+    assert trainer.run() == "finished" and trainer.step < 100_000
