@@ -6,7 +6,9 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-os.environ.setdefault("AIGC_DATA_DIR", str(REPO.parent / "shared" / "data" / "mnist"))
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+if SHARED_MNIST.is_dir():   # here and in CI: the canonical files, no network; elsewhere ./data, downloaded
+    os.environ.setdefault("AIGC_DATA_DIR", str(SHARED_MNIST))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
