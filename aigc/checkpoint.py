@@ -29,14 +29,19 @@ class CheckpointError(ValueError):
 
 
 def make_checkpoint(model: GenerativeModel, step: int = 0, history: dict | None = None,
-                    train_config: dict | None = None, extra: dict | None = None) -> dict:
+                    train_config: dict | None = None, extra: dict | None = None, half: bool = False) -> dict:
+    """`half` stores float weights as float16 (half the file; loading casts back to float32)."""
+    def export(t: torch.Tensor) -> torch.Tensor:
+        t = t.detach().cpu()
+        return t.half() if half and t.is_floating_point() else t.clone()
+
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "aigc_version": __version__,
         "model_name": model.name,
         "model_args": model.config.to_dict(),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "state_dict": {k: export(v) for k, v in model.state_dict().items()},
         "step": int(step),
         "history": history or {},
         "train_config": train_config or {},

@@ -98,7 +98,7 @@ def cmd_train(args) -> int:
     except KeyboardInterrupt:
         status, trainer.message = "stopped", "interrupted from the keyboard"
     bar.close()
-    save_checkpoint(trainer.checkpoint(), out)
+    save_checkpoint(trainer.checkpoint(half=args.half), out)
     png = out.with_suffix(".png")
     png.write_bytes(png_bytes(grid(trainer.sample_fixed(), scale=2)))
     print(f"{status} at step {trainer.step} after {trainer.train_seconds:.1f} s of training"
@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a model setting, e.g. latent_dim=2 (repeatable)")
     t.add_argument("--init", help="continue from this checkpoint")
     t.add_argument("--out", help="checkpoint path (default: runs/<model>.pt); a PNG grid is written beside it")
+    t.add_argument("--half", action="store_true", help="store the weights as float16 (half the file size)")
     t.add_argument("--samples-dir", help="also write the sample grid here every --sample-every steps")
     t.add_argument("--sample-every", type=int, help="steps between sample grids")
     t.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")

@@ -20,6 +20,7 @@ from .data import MNISTTensors, load_mnist
 from .device import autocast, pick_device, seed_everything
 from .models import MODELS, GenerativeModel, build_model, check_range
 
+GPU_BATCH_SCALE = 4
 LIMITS = {  # name: (low, high, kind) — the UI's sliders use the same numbers
     "steps": (1, 100_000, int),
     "batch_size": (8, 4096, int),
@@ -57,6 +58,8 @@ class TrainConfig:
         if model not in MODELS:
             raise ValueError(f"unknown model {model!r}; choose one of {', '.join(MODELS)}")
         recipe = dict(MODELS[model][1].train_defaults)
+        if pick_device(overrides.get("device") or "auto").type == "cuda" and "batch_size" in recipe:
+            recipe["batch_size"] *= GPU_BATCH_SCALE      # a GPU idles on CPU-sized batches
         recipe.update({k: v for k, v in overrides.items() if v is not None})
         return cls(model=model, **recipe)
 
@@ -233,8 +236,8 @@ class Trainer:
                 f"{self.model.train_defaults.get('lr', 2e-4):g}). The weights from step "
                 f"{self.history['step'][-1] if self.history['step'] else 0} (the last finite ones) were kept.")
 
-    def checkpoint(self, extra: dict | None = None) -> dict:
-        return make_checkpoint(self.model, self.step, self.history, self.config.to_dict(), extra)
+    def checkpoint(self, extra: dict | None = None, half: bool = False) -> dict:
+        return make_checkpoint(self.model, self.step, self.history, self.config.to_dict(), extra, half)
 
 
 def _clone(obj):
