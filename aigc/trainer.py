@@ -85,6 +85,8 @@ class Trainer:
         config.validate()
         self.config = config
         self.device = pick_device(config.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True    # fixed shapes: let cuDNN pick the fastest kernels once
         seed_everything(config.seed)
         self.model = (model or build_model(config.model, config.model_args)).to(self.device).train()
         self.data = (data or load_mnist(train=True, device=self.device, data_dir=config.data_dir)).to(self.device)

@@ -15,8 +15,10 @@ class CGANConfig(ModelConfig):
     latent_dim: int = 64
     width: int = 32
     embed_dim: int = 16
+    ema_decay: float = 0.999  # generator weight averaging; 0 = off
 
     def validate(self):
+        check_range("ema_decay", self.ema_decay, 0.0, 0.9999, kind=float)
         check_range("latent_dim", self.latent_dim, 1, 1024)
         check_range("width", self.width, 4, 256)
         check_range("embed_dim", self.embed_dim, 1, 256)
@@ -57,3 +59,4 @@ class CGAN(GAN):
         self.generator = ConditionalGenerator(self.config)
         self.discriminator = ProjectionDiscriminator(self.config)
         self.apply(dcgan_init)
+        self.init_ema()

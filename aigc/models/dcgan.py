@@ -13,8 +13,10 @@ from .base import GAN, ModelConfig, check_range
 class DCGANConfig(ModelConfig):
     latent_dim: int = 64
     width: int = 32          # channels of the 14×14 layer; the 7×7 layer has 2×width
+    ema_decay: float = 0.999  # generator weight averaging; 0 = off
 
     def validate(self):
+        check_range("ema_decay", self.ema_decay, 0.0, 0.9999, kind=float)
         check_range("latent_dim", self.latent_dim, 1, 1024)
         check_range("width", self.width, 4, 256)
 
@@ -63,6 +65,7 @@ class DCGAN(GAN):
         self.generator = DCGenerator(self.config.latent_dim, self.config.width)
         self.discriminator = DCDiscriminator(self.config.width)
         self.apply(dcgan_init)
+        self.init_ema()
 
 
 def dcgan_init(m: nn.Module) -> None:

@@ -12,8 +12,10 @@ from .base import GAN, ModelConfig, check_range
 class MLPGANConfig(ModelConfig):
     latent_dim: int = 100
     dropout: float = 0.3
+    ema_decay: float = 0.999  # generator weight averaging; 0 = off
 
     def validate(self):
+        check_range("ema_decay", self.ema_decay, 0.0, 0.9999, kind=float)
         check_range("latent_dim", self.latent_dim, 1, 1024)
         check_range("dropout", self.dropout, 0.0, 0.9, kind=float)
 
@@ -40,3 +42,4 @@ class MLPGAN(GAN):
             nn.Linear(512, 256), nn.LeakyReLU(0.2), nn.Dropout(c.dropout),
             nn.Linear(256, 1), nn.Flatten(0),                    # (b,) logits
         )
+        self.init_ema()
