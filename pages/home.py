@@ -1,0 +1,58 @@
+import streamlit as st
+
+import app_state
+from aigc import MODELS
+
+st.title("aigc — watch a machine learn to write digits")
+st.markdown(
+    "<p style='font-size:1.3rem'>Pick a generative model, train it live on MNIST's 60,000 handwritten digits, "
+    "and explore what it learned.</p>", unsafe_allow_html=True)
+
+c1, c2, c3 = st.columns(3)
+c1.markdown("### 1 · Train\nChoose a model and press **Start**. Losses and a grid of samples update a few times a "
+            "second; digits appear within about half a minute on a laptop CPU.")
+c2.markdown("### 2 · Explore\nMove sliders to walk through the model's *latent space*: make strokes thicker, "
+            "lean the digit, morph one sample into another.")
+c3.markdown("### 3 · Compare\nSee the shipped models side by side on the same random seeds, with quality "
+            "scores from a digit classifier.")
+
+st.page_link("pages/train.py", label="Start training", icon=":material/model_training:")
+
+st.divider()
+left, right = st.columns(2)
+with left:
+    st.subheader("How a GAN learns")
+    st.markdown(
+        "A **generator G** turns a vector of random numbers *z* into an image. A **discriminator D** sees real "
+        "digits and G's images and outputs the probability that its input is real. They play a game "
+        "(Goodfellow et al., 2014):")
+    st.latex(r"\min_G \max_D \; \mathbb{E}_{x}\big[\log D(x)\big] + \mathbb{E}_{z}\big[\log\big(1 - D(G(z))\big)\big]")
+    st.markdown(
+        "D gets better at telling real from fake; G gets better at fooling D. In practice G maximises "
+        "log D(G(z)) instead (the *non-saturating* loss), which gives it useful gradients early on, when D "
+        "rejects everything. The chart on the Train page shows both losses and D's average verdicts: "
+        "**D(x)** on real digits and **D(G(z))** on generated ones. Neither loss goes to zero in a healthy run; "
+        "they hover while the samples improve.")
+with right:
+    st.subheader("What a latent space is")
+    st.markdown(
+        "Every image the model can draw has an address: the vector *z* it was drawn from. Nearby addresses "
+        "give similar images, so moving *z* a little changes the digit a little. That space of addresses is "
+        "the **latent space**. Directions in it can mean something a person can see — thicker strokes, a "
+        "slant — and a straight (or spherical) path between two addresses morphs one digit into another.")
+    st.markdown(
+        "A **variational autoencoder (VAE)** learns the same kind of space from the other side: an encoder "
+        "maps each digit to an address, a decoder draws it back, and a KL term keeps addresses close to a "
+        "standard normal so that random ones decode to digits. With a 2-D latent you can see the whole map.")
+
+st.divider()
+st.subheader("The models")
+for name, (_, cls) in MODELS.items():
+    st.markdown(f"- **{name}** — {cls.summary}")
+
+st.caption(f"Device in use: **{app_state.device_label()}**")
+choices = app_state.checkpoint_choices()
+if choices:
+    st.caption("Checkpoints ready to explore: " + ", ".join(choices))
+else:
+    st.warning("No checkpoints found in checkpoints/ — train a model first, then explore it.")

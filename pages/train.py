@@ -1,0 +1,164 @@
+import math
+
+import streamlit as st
+
+import app_state
+from aigc import LIMITS, MODELS, CheckpointError, TrainConfig, list_checkpoints
+
+st.title("Train")
+registry = app_state.registry()
+run = registry.get(st.query_params.get("run"))
+if st.query_params.get("run") and run is None:
+    st.warning("That run is no longer on this server (it ended long ago or the server restarted). Start a new one.")
+can_control = run is not None and st.query_params.get("key") == run.key
+
+
+def fmt_time(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "—"
+    m, s = divmod(int(seconds + 0.5), 60)
+    return f"{m}:{s:02d}"
+
+
+# ---- settings -------------------------------------------------------------------------------------
+with st.expander("Model and settings", expanded=run is None):
+    name = st.selectbox("Model", list(MODELS), format_func=lambda n: f"{n} — {MODELS[n][1].summary}",
+                        key="train_model")
+    recipe = TrainConfig.for_model(name)
+    c1, c2, c3, c4 = st.columns(4)
+    steps = c1.number_input("Steps", LIMITS["steps"][0], LIMITS["steps"][1], recipe.steps, step=100,
+                            help="Optimisation steps; each sees one batch of real digits.")
+    batch_size = c2.number_input("Batch size", LIMITS["batch_size"][0], LIMITS["batch_size"][1],
+                                 recipe.batch_size, step=16)
+    lr = c3.number_input("Learning rate", LIMITS["lr"][0], LIMITS["lr"][1], recipe.lr, format="%.5f",
+                         step=1e-4, help="Adam's step size. Too high and the run diverges; aigc then stops it "
+                                         "and keeps the last good weights.")
+    seed = c4.number_input("Seed", 0, 2**31 - 1, 0, help="Same seed, same run.")
+    model_args = {}
+    if name == "vae":
+        model_args["latent_dim"] = st.select_slider(
+            "Latent size", [2, 4, 8, 16, 32, 64], value=16,
+            help="2 gives a latent space you can see as a map on the Explore page.")
+    shipped = {n: p for n, p in list_checkpoints().items() if app_state.load_path(p)[1]["model_name"] == name}
+    start_from = st.selectbox("Start from", ["scratch", *shipped],
+                              help="Continue training a shipped checkpoint instead of random weights.")
+
+    if st.button("Start", icon=":material/play_arrow:", type="primary", disabled=run is not None and run.status in ("queued", "running", "paused")):
+        try:
+            config = TrainConfig.for_model(name, steps=int(steps), batch_size=int(batch_size), lr=float(lr),
+                                           seed=int(seed), model_args=model_args)
+            init = None
+            if start_from != "scratch":
+                init = app_state.load_path(shipped[start_from])[1]
+                config.model_args = dict(init["model_args"])
+            new = registry.submit(config, init_checkpoint=init)
+        except (ValueError, RuntimeError, CheckpointError) as exc:
+            st.error(f"Could not start: {exc}")
+        else:
+            st.query_params.update(run=new.id, key=new.key)
+            st.rerun()
+
+if run is None:
+    st.info("Choose a model and press **Start**. The defaults are tuned to show digits quickly on a CPU.")
+    st.stop()
+
+
+# ---- the live run ---------------------------------------------------------------------------------
+if can_control:
+    st.caption(f"Share this run read-only: add `?run={run.id}` to this page's address "
+               f"(everyone watching shares one training).")
+else:
+    st.caption(f"Watching run `{run.id}` read-only.")
+
+
+@st.fragment(run_every=0.7)
+def live():
+    registry.heartbeat(run)
+    view = registry.view(run)
+    header, controls = st.columns([3, 2])
+    header.subheader(f"{view.model} · run {view.id} · {view.status}")
+    if can_control:
+        b1, b2, b3 = controls.columns(3)
+        if view.status == "running" and b1.button("Pause", icon=":material/pause:", key="pause"):
+            registry.pause(run)
+        if view.status == "paused" and b1.button("Resume", icon=":material/play_arrow:", key="resume"):
+            registry.resume(run)
+        if view.active and b2.button("Stop" if view.status != "queued" else "Cancel", icon=":material/stop:", key="stop"):
+            registry.stop(run)
+        if not view.active and b3.button("New run", icon=":material/add:", key="new"):
+            st.query_params.clear()
+            st.rerun()
+    if view.status == "queued":
+        st.info(f"Waiting in the queue: position **{view.queue_position}**, about "
+                f"{fmt_time(view.expected_wait_s)} to wait. {registry.max_jobs} training(s) run at a time on "
+                f"this server so that each stays fast; watching and exploring never wait.")
+    if view.status in ("diverged", "failed"):
+        st.error(view.message)
+    elif view.message:
+        st.warning(view.message)
+
+    log = view.last_log
+    done = view.step / max(1, view.target_step)
+    st.progress(min(1.0, done), text=(
+        f"step {view.step:,} / {view.target_step:,} · {log.get('images_per_s', 0):,.0f} images/s · "
+        f"ETA {fmt_time(log.get('eta_s', float('nan'))) if view.active else '—'} · "
+        f"{log.get('seconds', 0):.0f} s of training"))
+    chart, samples = st.columns([3, 2])
+    with chart:
+        if view.history.get("step"):
+            st.plotly_chart(app_state.loss_figure(view.history), key="loss_chart",
+                            config={"displayModeBar": False, "staticPlot": view.active})
+        else:
+            st.caption("The loss chart appears after the first steps.")
+    with samples:
+        if view.grid is not None:
+            pixels = app_state.grid(view.grid, nrow=8, scale=3)
+            app_state.image(pixels, caption=f"64 samples from fixed noise, step {view.snapshot_steps[-1]}")
+        else:
+            st.caption("Samples appear after the first step.")
+    if not view.active and st.session_state.get("_was_active_" + run.id, True):
+        st.session_state["_was_active_" + run.id] = False
+        st.rerun()        # refresh the whole page once: replay, save and download appear
+    if view.active:
+        st.session_state["_was_active_" + run.id] = True
+
+
+live()
+
+view = registry.view(run)
+if view.active or not view.snapshot_steps:
+    st.stop()
+
+# ---- after the run ----------------------------------------------------------------------------------
+st.divider()
+left, right = st.columns([2, 3])
+with left:
+    st.subheader("How the samples evolved")
+    index = st.slider("Snapshot", 0, len(view.snapshot_steps) - 1, len(view.snapshot_steps) - 1,
+                      format="%d", help="Drag to replay the fixed-noise grid through training.")
+    step, pixels = run.snapshot(index)
+    big = app_state.grid(pixels, nrow=8, scale=3)
+    app_state.image(big, caption=f"step {step}")
+    app_state.png_download("PNG of this grid", big, f"{view.model}-{run.id}-step{step}.png", key="png")
+with right:
+    st.subheader("Keep it")
+    if view.has_weights:
+        data = run.checkpoint_bytes()
+        st.download_button("Download checkpoint (.pt)", data, icon=":material/download:", file_name=f"{view.model}-{run.id}.pt",
+                           mime="application/octet-stream")
+        if can_control and st.button("Save to this server (then explore it)", icon=":material/save:"):
+            try:
+                path = registry.save(run)
+            except CheckpointError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"Saved as {path.name}. Open **Explore** and pick “{path.stem} (saved run)”.")
+    try:
+        from aigc.metrics import quick_score
+
+        score = quick_score(app_state.to_images(view.grid))
+        st.metric("Classifier confidence on the grid", f"{score['confidence']:.2f}",
+                  help="Mean top-class probability of a digit classifier (≥ 0.90 reads as clear digits).")
+        st.caption(f"Digits present: {sum(1 for c in score['class_hist'] if c)} of 10")
+    except CheckpointError:
+        pass
