@@ -62,7 +62,7 @@ def directions(key: str, _model, label: int | None = None):
 
 
 def image(pixels: np.ndarray, width: int | None = None, caption: str | None = None):
-    st.image(pixels, width=width or "stretch", caption=caption, clamp=True)
+    st.image(pixels, width=width or "stretch", caption=caption, clamp=True, output_format="PNG")
 
 
 def sample_grid(model, seed: int, n: int = 64, labels=None, scale: int = 3) -> np.ndarray:

@@ -71,7 +71,7 @@ za = model.make_noise(1, generator=torch.Generator().manual_seed(int(seed_a)))[0
 zb = model.make_noise(1, generator=torch.Generator().manual_seed(int(seed_b)))[0]
 with torch.no_grad():
     strip = interpolate(model, za, zb, steps=frames, mode=mode, label=label)
-st.image(grid(strip, nrow=frames, scale=4), width="stretch", clamp=True)
+st.image(grid(strip, nrow=frames, scale=4), width="stretch", clamp=True, output_format="PNG")
 gif = gif_bytes([grid(img[None], nrow=1, pad=0, scale=8) for img in strip])
 st.download_button("Animated GIF", gif, icon=":material/download:", file_name=f"morph-{seed_a}-{seed_b}-{mode}.gif", mime="image/gif")
 
