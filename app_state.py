@@ -28,9 +28,12 @@ COLORS = ["#4C6EF5", "#F03E3E", "#37B24D", "#F59F00"]
 @st.cache_resource
 def registry() -> RunRegistry:
     """One registry per server: runs outlive sessions and are shared by id."""
-    configure_threads()
-    return RunRegistry(runs_dir=RUNS_DIR, janitor_interval=5.0,
+    runs = RunRegistry(runs_dir=RUNS_DIR, janitor_interval=5.0,
                        idle_timeout=float(os.environ.get("AIGC_IDLE_TIMEOUT", "90")))
+    if pick_device().type == "cpu":
+        # jobs share the cores: two jobs each asking OpenMP for every core oversubscribe it and both crawl
+        configure_threads(max(1, (os.cpu_count() or 1) // runs.max_jobs))
+    return runs
 
 
 @st.cache_resource

@@ -18,7 +18,7 @@ if source == "Upload a checkpoint":
     upload = st.file_uploader("aigc checkpoint (.pt)", type=["pt"])
     if upload is not None:
         try:
-            model, ckpt = load_checkpoint(upload.getvalue())
+            model, ckpt = load_checkpoint(upload)          # file-like: errors name the file
             model_key = f"upload-{upload.file_id}"
         except CheckpointError as exc:
             st.error(f"That file can't be used: {exc}")

@@ -137,3 +137,15 @@ def test_compare_renders(page, server, shots):
     page.wait_for_selector("[data-testid='stImage'] img", timeout=60_000)
     assert page.locator("[data-testid='stImage'] img").count() >= 4
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
+
+
+def test_uploading_a_bad_checkpoint_shows_a_clear_error(page, server, shots, tmp_path):
+    bad = tmp_path / "notes.pt"
+    bad.write_bytes(b"this is not a checkpoint at all")
+    open_page(page, f"{server}/explore")
+    page.get_by_text("Upload a checkpoint").click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(bad))
+    alert = page.locator("[data-testid='stAlert']", has_text="can't be used")
+    alert.wait_for(timeout=30_000)
+    assert "not a readable checkpoint" in alert.inner_text()
+    page.screenshot(path=str(shots / "explore_bad_upload.png"), full_page=True)
