@@ -124,3 +124,18 @@ def test_explore_conditional_digit_picker_and_vae_map():
 def test_compare_shows_every_shipped_model():
     at = app("pages/compare.py")
     assert len(image_urls(at)) >= 5
+
+
+def test_two_tabs_of_one_session_share_one_run():
+    import app_state
+    reg = app_state.registry()
+    run = reg.submit(TrainConfig.for_model("vae", steps=100_000, batch_size=16))
+    tab1 = app("pages/train.py", run=run.id, key=run.key)
+    tab2 = app("pages/train.py", run=run.id, key=run.key)
+    next(b for b in tab1.button if b.label == "Stop").click().run()
+    deadline = time.monotonic() + 30
+    while reg.view(run).status != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    tab2.run()
+    assert any("stopped" in s.value for s in tab2.subheader)
+    assert reg.counts()["running"] == 0
