@@ -169,12 +169,14 @@ class Trainer:
         amp = autocast(self.device)
         good = self._snapshot()
         window = {k: torch.zeros((), device=self.device) for k in names}
-        window_steps, window_start = 0, time.perf_counter()
+        window_steps, window_time, window_start = 0, 0.0, time.perf_counter()
         self.status = "running"
         try:
             while self.step < self.target_step and not self._stop.is_set():
                 if not self._resume.is_set():
-                    self.train_seconds += time.perf_counter() - window_start
+                    elapsed = time.perf_counter() - window_start
+                    self.train_seconds += elapsed
+                    window_time += elapsed
                     self.status = "paused"
                     self.trigger("on_pause")
                     self._resume.wait()
@@ -196,11 +198,11 @@ class Trainer:
                         self.message = self._divergence_message(means)
                         break
                     good = self._snapshot()
-                    now = time.perf_counter()
-                    self.train_seconds += now - window_start
-                    self._log(means, window_steps / max(now - window_start, 1e-9))
+                    elapsed = time.perf_counter() - window_start
+                    self.train_seconds += elapsed
+                    self._log(means, window_steps / max(window_time + elapsed, 1e-9))
                     window = {k: torch.zeros((), device=self.device) for k in names}
-                    window_steps, window_start = 0, time.perf_counter()
+                    window_steps, window_time, window_start = 0, 0.0, time.perf_counter()
                 if self.step % c.sample_every == 0 or last or self.samples is None:
                     self.samples = self.sample_fixed()
                     self.trigger("on_samples")

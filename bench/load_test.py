@@ -50,6 +50,7 @@ class StreamlitSession:
         self.ws = None
         self.pages: dict[str, str] = {}          # url_pathname -> page_script_hash
         self.page_hash = ""
+        self.query_string = ""                   # the page address's ?… part, as the server last set it
         self.widgets: dict[str, Widget] = {}     # id -> widget of the current page
         self.states: dict[str, object] = {}      # id -> value we hold
         self.texts: list[str] = []
@@ -98,9 +99,11 @@ class StreamlitSession:
             widget_id = getattr(sub, "id", "") if sub is not None else ""
             if widget_id:
                 self.widgets[widget_id] = Widget(widget_id, etype, getattr(sub, "label", ""), sub)
+        elif kind == "page_info_changed":
+            self.query_string = msg.page_info_changed.query_string
         elif kind == "auto_rerun":
             self.auto_reruns[msg.auto_rerun.fragment_id] = msg.auto_rerun.interval
-        elif kind == "script_finished":
+        elif kind == "script_finished" and msg.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
             self.finished.set()
 
     def _widget_states(self, trigger: str | None = None):
@@ -128,11 +131,13 @@ class StreamlitSession:
         """Sends a rerun like the browser does and waits for script_finished; returns seconds."""
         if page is not None:
             self.page_hash = self.pages.get(page, self.page_hash)
+            self.query_string = ""
+            self.auto_reruns.clear()
             self.widgets.clear()
             self.states.clear()
         back = self._widget_states(trigger)
         back.rerun_script.page_script_hash = self.page_hash
-        back.rerun_script.query_string = ""
+        back.rerun_script.query_string = self.query_string
         if fragment:
             back.rerun_script.fragment_id = fragment
             back.rerun_script.is_auto_rerun = True
@@ -156,6 +161,8 @@ class Report:
     served: int = 0
     started_jobs: int = 0
     queued_seen: int = 0
+    max_running: int = 0
+    max_queued: int = 0
     slider_latencies: list = field(default_factory=list)
     first_page_latencies: list = field(default_factory=list)
     errors: list = field(default_factory=list)
@@ -178,12 +185,22 @@ async def student(i: int, args, report: Report, deadline: float):
         report.started_jobs += 1
         watch_until = min(deadline, time.monotonic() + args.watch)
         queued = False
+        polls = 0
         while time.monotonic() < watch_until:
             interval = min(s.auto_reruns.values(), default=1.0) or 1.0
             await asyncio.sleep(interval)
             for fragment in list(s.auto_reruns):
                 await s.rerun(fragment=fragment)
             queued = queued or any(re.search(r"queue|position", t, re.I) for t in s.texts)
+            polls += 1
+            if polls % 10:
+                continue
+            await s.rerun()                      # a full rerun now and then, as a refresh would
+            for t in s.texts:
+                m = re.search(r"(\d+) running · (\d+) queued", t)
+                if m:
+                    report.max_running = max(report.max_running, int(m.group(1)))
+                    report.max_queued = max(report.max_queued, int(m.group(2)))
         report.queued_seen += queued
         await s.rerun(page=args.explore_page)
         slider = s.find("slider", args.slider_label)
@@ -302,6 +319,7 @@ def main():
     summary = {
         "sessions": args.sessions, "served": report.served, "jobs_started": report.started_jobs,
         "saw_queue_position": report.queued_seen,
+        "max_jobs_running": report.max_running, "max_jobs_queued": report.max_queued,
         "slider_updates": len(lat), "slider_p50_ms": round(pct(lat, 0.5), 1), "slider_p95_ms": round(pct(lat, 0.95), 1),
         "first_page_p50_ms": round(pct(first, 0.5), 1), "first_page_p95_ms": round(pct(first, 0.95), 1),
         "server_peak_rss_mb": round(peak, 1), "errors": len(report.errors), "wall_s": round(wall, 1),
