@@ -32,7 +32,7 @@ def registry() -> RunRegistry:
                        idle_timeout=float(os.environ.get("AIGC_IDLE_TIMEOUT", "90")))
     if pick_device().type == "cpu":
         # jobs share the cores: two jobs each asking OpenMP for every core oversubscribe it and both crawl
-        configure_threads(max(1, (os.cpu_count() or 1) // runs.max_jobs))
+        configure_threads(int(os.environ.get("AIGC_THREADS", "0")) or max(1, (os.cpu_count() or 1) // runs.max_jobs))
     return runs
 
 
@@ -68,12 +68,12 @@ def image(pixels: np.ndarray, width: int | None = None, caption: str | None = No
     st.image(pixels, width=width or "stretch", caption=caption, clamp=True, output_format="PNG")
 
 
-def sample_grid(model, seed: int, n: int = 64, labels=None, scale: int = 3) -> np.ndarray:
+def sample_grid(model, seed: int, n: int = 64, labels=None, scale: int = 3, nrow: int = 8) -> np.ndarray:
     with torch.no_grad():
         z = model.make_noise(n, generator=torch.Generator().manual_seed(seed))
         if model.conditional and labels is None:
             labels = model.default_labels(n)
-        return grid(model.sample(z, labels), nrow=8, scale=scale)
+        return grid(model.sample(z, labels), nrow=nrow, scale=scale)
 
 
 def ema(values: list[float], alpha: float) -> list[float]:

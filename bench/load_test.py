@@ -40,6 +40,7 @@ class Widget:
     kind: str
     label: str
     proto: object
+    fragment: str = ""                           # set when the widget lives in an st.fragment
 
 
 class StreamlitSession:
@@ -98,7 +99,7 @@ class StreamlitSession:
             sub = getattr(element, etype, None) if etype else None
             widget_id = getattr(sub, "id", "") if sub is not None else ""
             if widget_id:
-                self.widgets[widget_id] = Widget(widget_id, etype, getattr(sub, "label", ""), sub)
+                self.widgets[widget_id] = Widget(widget_id, etype, getattr(sub, "label", ""), sub, msg.delta.fragment_id)
         elif kind == "page_info_changed":
             self.query_string = msg.page_info_changed.query_string
         elif kind == "auto_rerun":
@@ -127,7 +128,7 @@ class StreamlitSession:
         return back
 
     async def rerun(self, page: str | None = None, trigger: str | None = None, fragment: str = "",
-                    timeout: float = 60.0) -> float:
+                    auto: bool = True, timeout: float = 60.0) -> float:
         """Sends a rerun like the browser does and waits for script_finished; returns seconds."""
         if page is not None:
             self.page_hash = self.pages.get(page, self.page_hash)
@@ -140,10 +141,9 @@ class StreamlitSession:
         back.rerun_script.query_string = self.query_string
         if fragment:
             back.rerun_script.fragment_id = fragment
-            back.rerun_script.is_auto_rerun = True
+            back.rerun_script.is_auto_rerun = auto
         self.finished.clear()
-        if not fragment:
-            self.texts.clear()
+        self.texts.clear()
         start = time.perf_counter()
         await self.ws.send(back.SerializeToString())
         await asyncio.wait_for(self.finished.wait(), timeout)
@@ -163,9 +163,33 @@ class Report:
     queued_seen: int = 0
     max_running: int = 0
     max_queued: int = 0
-    slider_latencies: list = field(default_factory=list)
+    slider_latencies: list = field(default_factory=list)   # round trip: send -> script finished
+    slider_server_ms: list = field(default_factory=list)   # the page's own time for the update
     first_page_latencies: list = field(default_factory=list)
     errors: list = field(default_factory=list)
+
+
+async def explore(s: StreamlitSession, args, report: Report, deadline: float):
+    await s.rerun(page=args.explore_page)
+    slider = s.find("slider", args.slider_label)
+    if slider is None:
+        raise RuntimeError(f"no slider labelled '{args.slider_label}' on {args.explore_page}: "
+                           f"{[(w.kind, w.label) for w in s.widgets.values()]}")
+    low, high = slider.proto.min, slider.proto.max
+    for k in range(args.moves):
+        if time.monotonic() > deadline:
+            break
+        value = low + (high - low) * ((k * 0.37) % 1.0)
+        s.states[slider.id] = [float(value)]
+        # like the browser: a widget inside a fragment reruns only that fragment
+        report.slider_latencies.append(await s.rerun(fragment=slider.fragment, auto=False))
+        for t in s.texts:                        # the page reports its own script time for the update
+            m = re.search(r"Server time for this update: ([\d.]+) ms", t)
+            if m:
+                report.slider_server_ms.append(float(m.group(1)))
+        await asyncio.sleep(0.2)
+    if s.exceptions:
+        raise RuntimeError(f"page raised {s.exceptions[0]}")
 
 
 async def student(i: int, args, report: Report, deadline: float):
@@ -177,6 +201,9 @@ async def student(i: int, args, report: Report, deadline: float):
         if s.exceptions:
             raise RuntimeError(f"home page raised {s.exceptions[0]}")
         report.served += 1
+        if args.watch <= 0:                      # explore only (quiet latency measurement)
+            await explore(s, args, report, deadline)
+            return
         await s.rerun(page=args.train_page)
         start = s.find("button", args.start_label)
         if start is None:
@@ -185,38 +212,20 @@ async def student(i: int, args, report: Report, deadline: float):
         report.started_jobs += 1
         watch_until = min(deadline, time.monotonic() + args.watch)
         queued = False
-        polls = 0
         while time.monotonic() < watch_until:
             interval = min(s.auto_reruns.values(), default=1.0) or 1.0
             await asyncio.sleep(interval)
             for fragment in list(s.auto_reruns):
                 await s.rerun(fragment=fragment)
             queued = queued or any(re.search(r"queue|position", t, re.I) for t in s.texts)
-            polls += 1
-            if polls % 10:
-                continue
-            await s.rerun()                      # a full rerun now and then, as a refresh would
-            for t in s.texts:
-                m = re.search(r"(\d+) running · (\d+) queued", t)
-                if m:
-                    report.max_running = max(report.max_running, int(m.group(1)))
-                    report.max_queued = max(report.max_queued, int(m.group(2)))
+        await s.rerun()                          # a full rerun, as a refresh would: the sidebar counts jobs
+        for t in s.texts:
+            m = re.search(r"(\d+) running · (\d+) queued", t)
+            if m:
+                report.max_running = max(report.max_running, int(m.group(1)))
+                report.max_queued = max(report.max_queued, int(m.group(2)))
         report.queued_seen += queued
-        await s.rerun(page=args.explore_page)
-        slider = s.find("slider", args.slider_label)
-        if slider is None:
-            raise RuntimeError(f"no slider labelled '{args.slider_label}' on {args.explore_page}: "
-                               f"{[(w.kind, w.label) for w in s.widgets.values()]}")
-        low, high = slider.proto.min, slider.proto.max
-        for k in range(args.moves):
-            if time.monotonic() > deadline:
-                break
-            value = low + (high - low) * ((k * 0.37) % 1.0)
-            s.states[slider.id] = [float(value)]
-            report.slider_latencies.append(await s.rerun())
-            await asyncio.sleep(0.2)
-        if s.exceptions:
-            raise RuntimeError(f"page raised {s.exceptions[0]}")
+        await explore(s, args, report, deadline)
     except Exception as exc:
         report.errors.append(f"session {i}: {type(exc).__name__}: {exc}"[:300])
     finally:
@@ -320,7 +329,10 @@ def main():
         "sessions": args.sessions, "served": report.served, "jobs_started": report.started_jobs,
         "saw_queue_position": report.queued_seen,
         "max_jobs_running": report.max_running, "max_jobs_queued": report.max_queued,
-        "slider_updates": len(lat), "slider_p50_ms": round(pct(lat, 0.5), 1), "slider_p95_ms": round(pct(lat, 0.95), 1),
+        "slider_updates": len(lat),
+        "slider_server_p50_ms": round(pct(report.slider_server_ms, 0.5), 1),
+        "slider_server_p95_ms": round(pct(report.slider_server_ms, 0.95), 1),
+        "slider_round_trip_p50_ms": round(pct(lat, 0.5), 1), "slider_round_trip_p95_ms": round(pct(lat, 0.95), 1),
         "first_page_p50_ms": round(pct(first, 0.5), 1), "first_page_p95_ms": round(pct(first, 0.95), 1),
         "server_peak_rss_mb": round(peak, 1), "errors": len(report.errors), "wall_s": round(wall, 1),
         "cpu_cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d"),

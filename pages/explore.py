@@ -1,83 +1,101 @@
-import numpy as np
+import time
+
 import streamlit as st
 import torch
 
+import app_common
 import app_state
-from aigc import CheckpointError, load_checkpoint
+from aigc import CheckpointError
 from aigc.images import gif_bytes, grid
 from aigc.latent import interpolate
 
 st.title("Explore the latent space")
 
 # ---- pick a model --------------------------------------------------------------------------------
-choices = app_state.checkpoint_choices()
+registry = app_state.registry()
+choices = app_common.checkpoint_choices(registry)
 source = st.radio("Model", ["Checkpoint on this server", "Upload a checkpoint"], horizontal=True,
-                  label_visibility="collapsed")
+                  label_visibility="collapsed", key="explore_source")
 model = None
 if source == "Upload a checkpoint":
-    upload = st.file_uploader("aigc checkpoint (.pt)", type=["pt"])
+    upload = st.file_uploader("aigc checkpoint (.pt), e.g. one downloaded from the Train page", type=["pt"])
     if upload is not None:
         try:
-            model, ckpt = load_checkpoint(upload)          # file-like: errors name the file
+            model, ckpt = app_common.load_upload(upload.getvalue(), upload.name)   # errors name the file
             model_key = f"upload-{upload.file_id}"
         except CheckpointError as exc:
             st.error(f"That file can't be used: {exc}")
 elif choices:
-    label = st.selectbox("Checkpoint", list(choices), key="explore_ckpt")
+    label = st.selectbox("Checkpoint", list(choices), key="explore_ckpt",
+                         help="Shipped models, runs saved on this server, and the runs you finished in this tab.")
+    kind, what = choices[label]
     try:
-        model, ckpt = app_state.load_path(choices[label])
-        model_key = f"{choices[label]}"
+        if kind == "run":
+            model, ckpt = app_common.run_model(what.id, registry.view(what).step, what.checkpoint())
+            model_key = f"run-{what.id}-{ckpt['step']}"
+        else:
+            model, ckpt = app_state.load_path(what)
+            model_key = f"{what}"
     except (CheckpointError, OSError) as exc:
         st.error(f"That checkpoint can't be used: {exc}")
 else:
-    st.warning("No checkpoints yet: train a model and save it, or upload one.")
+    st.warning("No checkpoints on this server yet (checkpoints/ is empty): train a model on the **Train** page "
+               "and save it, or upload a checkpoint.")
 if model is None:
     st.stop()
 st.caption(f"**{ckpt['model_name']}** {ckpt['model_args']} · trained {ckpt['step']:,} steps")
 
 # ---- one sample, moved by sliders -----------------------------------------------------------------
-left, right = st.columns([2, 3])
-with right:
-    c1, c2 = st.columns(2)
-    seed = c1.number_input("Random seed", 0, 1_000_000, 7, help="Which random point z to start from.")
-    label = None
-    if model.conditional:
-        label = c2.radio("Digit", list(range(10)), index=3, horizontal=True)
-    st.markdown("**Directions.** Each slider moves *z* along the direction that, averaged over 1,024 random "
-                "samples, most increases what it names (a least-squares fit of that measurement on z).")
-    found = app_state.directions(f"{model_key}-{label}", model, label)
-    offsets = {d.name: st.slider(d.help, -4.0, 4.0, 0.0, 0.1, key=f"dir_{d.name}",
-                                 help="In standard deviations of z along this direction.") for d in found}
-with left:
-    z = model.make_noise(1, generator=torch.Generator().manual_seed(int(seed)))          # (1, d)
-    for d in found:
-        z = z + offsets[d.name] * d.vector          # unit vector: 1 = one standard deviation of z along it
-    labels = torch.tensor([label]) if label is not None else None
+# Each section is a fragment: moving a slider reruns only its own section, not the whole page.
+label = None
+if model.conditional:
+    label = st.radio("Digit to draw", list(range(10)), index=3, horizontal=True, key="digit")
+
+
+@st.fragment
+def one_sample():
+    started = time.perf_counter()
+    left, right = st.columns([2, 3])
+    with right:
+        seed = st.number_input("Random seed", 0, 1_000_000, 7, help="Which random point z to start from.")
+        st.markdown("**Directions.** Each slider moves *z* along the direction that, averaged over 1,024 random "
+                    "samples, most increases what it names (a least-squares fit of that measurement on z).")
+        found = app_state.directions(f"{model_key}-{label}", model, label)
+        offsets = {d.name: st.slider(d.help, -4.0, 4.0, 0.0, 0.1, key=f"dir_{d.name}",
+                                     help="In standard deviations of z along this direction.") for d in found}
+    with left:
+        z = model.make_noise(1, generator=torch.Generator().manual_seed(int(seed)))      # (1, d)
+        for d in found:
+            z = z + offsets[d.name] * d.vector          # unit vector: 1 = one standard deviation of z along it
+        labels = torch.tensor([label]) if label is not None else None
+        with torch.no_grad():
+            pixels = grid(model.sample(z, labels), nrow=1, pad=0, scale=12)           # 336×336 px
+        app_state.image(pixels, width=336)
+        app_state.png_download("PNG", pixels, f"{ckpt['model_name']}-seed{seed}.png", key="png_one")
+        st.caption(f"Server time for this update: {(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+@st.fragment
+def morph():
+    st.subheader("Morph one sample into another")
+    c1, c2, c3, c4 = st.columns(4)
+    seed_a = c1.number_input("From seed", 0, 1_000_000, 1)
+    seed_b = c2.number_input("To seed", 0, 1_000_000, 2)
+    frames = c3.slider("Frames", 4, 16, 10)
+    mode = c4.radio("Path", ["slerp", "lerp"], horizontal=True, key="morph_mode",
+                    help="slerp follows the sphere where Gaussian samples live; lerp cuts straight across.")
+    za = model.make_noise(1, generator=torch.Generator().manual_seed(int(seed_a)))[0]
+    zb = model.make_noise(1, generator=torch.Generator().manual_seed(int(seed_b)))[0]
     with torch.no_grad():
-        pixels = grid(model.sample(z, labels), nrow=1, pad=0, scale=12)               # 336×336 px
-    app_state.image(pixels, width=336)
-    app_state.png_download("PNG", pixels, f"{ckpt['model_name']}-seed{seed}.png", key="png_one")
+        strip = interpolate(model, za, zb, steps=frames, mode=mode, label=label)
+    st.image(grid(strip, nrow=frames, scale=4), width="stretch", clamp=True, output_format="PNG")
+    gif = gif_bytes([grid(img[None], nrow=1, pad=0, scale=8) for img in strip])
+    st.download_button("Animated GIF", gif, icon=":material/download:", file_name=f"morph-{seed_a}-{seed_b}-{mode}.gif",
+                       mime="image/gif")
 
-# ---- interpolation ---------------------------------------------------------------------------------
-st.divider()
-st.subheader("Morph one sample into another")
-c1, c2, c3, c4 = st.columns(4)
-seed_a = c1.number_input("From seed", 0, 1_000_000, 1)
-seed_b = c2.number_input("To seed", 0, 1_000_000, 2)
-frames = c3.slider("Frames", 4, 16, 10)
-mode = c4.radio("Path", ["slerp", "lerp"], horizontal=True,
-                help="slerp follows the sphere where Gaussian samples live; lerp cuts straight across.")
-za = model.make_noise(1, generator=torch.Generator().manual_seed(int(seed_a)))[0]
-zb = model.make_noise(1, generator=torch.Generator().manual_seed(int(seed_b)))[0]
-with torch.no_grad():
-    strip = interpolate(model, za, zb, steps=frames, mode=mode, label=label)
-st.image(grid(strip, nrow=frames, scale=4), width="stretch", clamp=True, output_format="PNG")
-gif = gif_bytes([grid(img[None], nrow=1, pad=0, scale=8) for img in strip])
-st.download_button("Animated GIF", gif, icon=":material/download:", file_name=f"morph-{seed_a}-{seed_b}-{mode}.gif", mime="image/gif")
 
-# ---- the 2-D latent map of a VAE -------------------------------------------------------------------
-if ckpt["model_name"] == "vae" and model.latent_dim == 2:
-    st.divider()
+@st.fragment
+def latent_map():
     st.subheader("The whole latent map")
     coords, digits = app_state.latent_map(model_key, model)
     c1, c2 = st.columns([3, 2])
@@ -89,3 +107,11 @@ if ckpt["model_name"] == "vae" and model.latent_dim == 2:
         app_state.image(grid(decoded, nrow=1, pad=0, scale=10), width=280, caption=f"decoded at ({x:.1f}, {y:.1f})")
     with c1:
         st.plotly_chart(app_state.latent_map_figure(coords, digits, (x, y)), key="latent_map")
+
+
+one_sample()
+st.divider()
+morph()
+if ckpt["model_name"] == "vae" and model.latent_dim == 2:      # a 2-D latent can be seen whole
+    st.divider()
+    latent_map()

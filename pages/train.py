@@ -2,6 +2,7 @@ import math
 
 import streamlit as st
 
+import app_common
 import app_state
 from aigc import LIMITS, MODELS, CheckpointError, TrainConfig, list_checkpoints
 
@@ -39,11 +40,19 @@ with st.expander("Model and settings", expanded=run is None):
         model_args["latent_dim"] = st.select_slider(
             "Latent size", [2, 4, 8, 16, 32, 64], value=16,
             help="2 gives a latent space you can see as a map on the Explore page.")
-    shipped = {n: p for n, p in list_checkpoints().items() if app_state.load_path(p)[1]["model_name"] == name}
+    shipped = {}
+    for ckpt_name, path in list_checkpoints().items():
+        try:
+            if app_state.load_path(path)[1]["model_name"] == name:
+                shipped[ckpt_name] = path
+        except (CheckpointError, OSError):
+            pass            # a damaged shipped file is simply not offered here; Explore explains it
     start_from = st.selectbox("Start from", ["scratch", *shipped],
                               help="Continue training a shipped checkpoint instead of random weights.")
 
-    if st.button("Start", icon=":material/play_arrow:", type="primary", disabled=run is not None and run.status in ("queued", "running", "paused")):
+    busy = can_control and run.status in ("queued", "running", "paused")     # one live run per owner
+    if st.button("Start", icon=":material/play_arrow:", type="primary", disabled=busy,
+                 help="Stop the current run first." if busy else None):
         try:
             config = TrainConfig.for_model(name, steps=int(steps), batch_size=int(batch_size), lr=float(lr),
                                            seed=int(seed), model_args=model_args)
@@ -56,6 +65,7 @@ with st.expander("Model and settings", expanded=run is None):
             st.error(f"Could not start: {exc}")
         else:
             st.query_params.update(run=new.id, key=new.key)
+            app_common.remember_run(new.id)
             st.rerun()
 
 if run is None:
@@ -64,17 +74,23 @@ if run is None:
 
 
 # ---- the live run ---------------------------------------------------------------------------------
-if can_control:
-    st.caption(f"Share this run read-only: add `?run={run.id}` to this page's address "
-               f"(everyone watching shares one training).")
-else:
-    st.caption(f"Watching run `{run.id}` read-only.")
+share, smooth = st.columns([4, 1], vertical_alignment="bottom")
+with share:
+    if can_control:
+        st.markdown("**Share this link so the class watches your run** (read-only: they see it live, "
+                    "but cannot pause or stop it; everyone watching shares one training):")
+        st.code(app_common.share_url(run.id), language=None)
+    else:
+        st.caption(f"Watching run `{run.id}` read-only.")
+smooth.slider("Chart smoothing", 0.0, 0.95, 0.8, 0.05, key=app_common.SMOOTHING,
+              help="Exponential moving average of the losses: 0 shows the raw values, 0.95 a very smooth trend.")
 
 
-@st.fragment(run_every=0.7)
 def live():
     registry.heartbeat(run)
     view = registry.view(run)
+    if (view.status == "queued") != waiting:
+        st.rerun()        # queued -> running: poll at the live rate from now on
     header, controls = st.columns([3, 2])
     header.subheader(f"{view.model} · run {view.id} · {view.status}")
     if can_control:
@@ -106,14 +122,24 @@ def live():
     chart, samples = st.columns([3, 2])
     with chart:
         if view.history.get("step"):
-            st.plotly_chart(app_state.loss_figure(view.history), key="loss_chart",
-                            config={"displayModeBar": False, "staticPlot": view.active})
+            fig = app_common.live_figure(run.id, len(view.history["step"]),
+                                         st.session_state.get(app_common.SMOOTHING, 0.8), view.history)
+            st.plotly_chart(fig, key="loss_chart", config={"displayModeBar": False, "staticPlot": view.active})
         else:
             st.caption("The loss chart appears after the first steps.")
     with samples:
         if view.grid is not None:
-            pixels = app_state.grid(view.grid, nrow=8, scale=3)
-            app_state.image(pixels, caption=f"64 samples from fixed noise, step {view.snapshot_steps[-1]}")
+            grid_step = view.snapshot_steps[-1] if view.snapshot_steps else view.step
+            st.image(app_common.grid_png(run.id, grid_step, view.grid), width="stretch",
+                     caption=f"{len(view.grid)} samples from fixed noise, step {grid_step}")
+            score = app_common.quick_score(run.id, grid_step, view.grid)
+            if score is not None:
+                present = sum(1 for c in score["class_hist"] if c)
+                verdict = "clear digits" if score["digits_ok"] else "not there yet"
+                st.markdown(f"{':green-badge' if score['digits_ok'] else ':orange-badge'}[{verdict}] "
+                            f"classifier confidence **{score['confidence']:.2f}** · **{present}**/10 digits present",
+                            help="A digit classifier (≥ 99% accurate on real digits) reads the grid: mean "
+                                 "top-class probability, and how many of the ten digits it sees.")
         else:
             st.caption("Samples appear after the first step.")
     if not view.active and st.session_state.get("_was_active_" + run.id, True):
@@ -123,7 +149,10 @@ def live():
         st.session_state["_was_active_" + run.id] = True
 
 
-live()
+# a queued run polls slowly (its page only shows the queue); a live one a few times a second
+waiting = registry.view(run).status == "queued"
+# a finished run stops polling (nothing changes any more)
+st.fragment(run_every=None if not registry.view(run).active else 2.0 if waiting else 0.7)(live)()
 
 view = registry.view(run)
 if view.active or not view.snapshot_steps:
@@ -137,15 +166,23 @@ with left:
     index = st.slider("Snapshot", 0, len(view.snapshot_steps) - 1, len(view.snapshot_steps) - 1,
                       format="%d", help="Drag to replay the fixed-noise grid through training.")
     step, pixels = run.snapshot(index)
-    big = app_state.grid(pixels, nrow=8, scale=3)
-    app_state.image(big, caption=f"step {step}")
-    app_state.png_download("PNG of this grid", big, f"{view.model}-{run.id}-step{step}.png", key="png")
+    png = app_common.grid_png(run.id, step, pixels)
+    st.image(png, width="stretch", caption=f"step {step}")
+    d1, d2 = st.columns(2)
+    d1.download_button("PNG of this grid", png, file_name=f"{view.model}-{run.id}-step{step}.png",
+                       mime="image/png", key="png", icon=":material/download:", on_click="ignore")
+    frames = [run.snapshot(i) for i in range(len(view.snapshot_steps))]
+    d2.download_button("GIF of the whole run", lambda: app_common.evolution_gif(
+                           run.id, tuple(s for s, _ in frames), [f for _, f in frames]),
+                       file_name=f"{view.model}-{run.id}-evolution.gif", mime="image/gif", key="gif",
+                       icon=":material/download:", on_click="ignore")
 with right:
     st.subheader("Keep it")
     if view.has_weights:
-        data = run.checkpoint_bytes()
-        st.download_button("Download checkpoint (.pt)", data, icon=":material/download:", file_name=f"{view.model}-{run.id}.pt",
-                           mime="application/octet-stream")
+        # deferred: the bytes are made when someone clicks, not on every rerun
+        st.download_button("Download checkpoint (.pt)", run.checkpoint_bytes, icon=":material/download:",
+                           file_name=f"{view.model}-{run.id}.pt", mime="application/octet-stream",
+                           on_click="ignore")
         if can_control and st.button("Save to this server (then explore it)", icon=":material/save:"):
             try:
                 path = registry.save(run)
@@ -153,12 +190,8 @@ with right:
                 st.error(str(exc))
             else:
                 st.success(f"Saved as {path.name}. Open **Explore** and pick “{path.stem} (saved run)”.")
-    try:
-        from aigc.metrics import quick_score
-
-        score = quick_score(app_state.to_images(view.grid))
-        st.metric("Classifier confidence on the grid", f"{score['confidence']:.2f}",
+    score = app_common.quick_score(run.id, view.snapshot_steps[-1], run.snapshot(-1)[1])
+    if score is not None:
+        st.metric("Classifier confidence on the final grid", f"{score['confidence']:.2f}",
                   help="Mean top-class probability of a digit classifier (≥ 0.90 reads as clear digits).")
         st.caption(f"Digits present: {sum(1 for c in score['class_hist'] if c)} of 10")
-    except CheckpointError:
-        pass

@@ -6,11 +6,27 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from aigc import TrainConfig, build_model, make_checkpoint
+from aigc.checkpoint import checkpoint_bytes
 
 
 @pytest.fixture(autouse=True)
-def runs_dir(tmp_path, monkeypatch):
+def fresh_server(tmp_path, monkeypatch):
+    """Each test gets a new run registry (as a new server would) writing into its own runs folder."""
+    import app_state
+
     monkeypatch.setenv("AIGC_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(app_state, "RUNS_DIR", tmp_path / "runs")
+    app_state.registry.clear()
+    yield
+    reg = app_state.registry()
+    for run in reg.all_runs():
+        reg.stop(run)
+    app_state.registry.clear()
+
+
+def registry():
+    import app_state
+    return app_state.registry()
 
 
 def app(page=None, **query):
@@ -28,6 +44,18 @@ def image_urls(at):
     return [img.url for el in at.get("image") for img in el.proto.imgs]
 
 
+def texts(at):
+    return " ".join(e.value for kind in ("markdown", "caption", "code", "subheader", "info", "warning", "error")
+                    for e in at.get(kind) if isinstance(getattr(e, "value", None), str))
+
+
+def wait_for(predicate, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize("page", [None, "pages/train.py", "pages/explore.py", "pages/compare.py"])
 def test_every_page_renders(page):
     at = app(page)
@@ -38,60 +66,107 @@ def test_home_names_device_and_checkpoints():
     at = app()
     captions = " ".join(c.value for c in at.caption)
     assert "Device in use" in captions and "cgan (shipped)" in captions
+    sidebar = " ".join(c.value for c in at.sidebar.caption)
+    assert "0 running · 0 queued" in sidebar
 
 
-def test_a_tiny_training_run_updates_chart_and_grid():
+def test_a_tiny_training_run_updates_chart_and_grid_then_is_explorable():
     at = app("pages/train.py")
     at.selectbox(key="train_model").set_value("vae").run()
     at.number_input[0].set_value(60).run()                      # steps
     next(b for b in at.button if b.label == "Start").click().run()
     assert not at.exception, at.exception
     run_id = at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"]
-    assert run_id
+    assert run_id and at.query_params["key"]
+    assert any(f"?run={run_id}" in c.value and "key" not in c.value for c in at.code), "a read-only share link"
+    charts = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.3)
         at.run()                       # AppTest does not fire run_every; each run() reruns the fragment
+        if at.get("plotly_chart"):
+            charts.append(at.get("plotly_chart")[0].proto.spec)
         if at.get("plotly_chart") and image_urls(at) and any("finished" in s.value for s in at.subheader):
             break
     assert not at.exception, at.exception
     assert at.get("plotly_chart"), "no loss chart"
+    assert len(set(charts)) >= 2 or "finished" in at.subheader[0].value, "the chart never changed"
     assert image_urls(at), "no sample grid"
     assert any("finished" in s.value for s in at.subheader)
+    assert "step 60 / 60" in at.get("progress")[0].proto.text
     # after the run: the replay slider changes the grid
     replay = next(s for s in at.slider if s.label == "Snapshot")
     last = image_urls(at)
     replay.set_value(0).run()
     assert image_urls(at) != last
+    # the finished run of this session can be explored without saving it
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception, at.exception
+    mine = [o for o in at.selectbox(key="explore_ckpt").options if "this session" in o]
+    assert mine and run_id in mine[0]
+    at.selectbox(key="explore_ckpt").set_value(mine[0]).run()
+    assert not at.exception, at.exception
+    assert "trained 60 steps" in texts(at)
+
+
+def test_saving_a_run_makes_it_explorable(tmp_path):
+    reg = registry()
+    run = reg.submit(TrainConfig.for_model("vae", steps=10, batch_size=16, model_args={"latent_dim": 2}))
+    wait_for(lambda: reg.view(run).status == "finished")
+    at = app("pages/train.py", run=run.id, key=run.key)
+    next(b for b in at.button if b.label.startswith("Save to this server")).click().run()
+    assert not at.exception, at.exception
+    assert any(f"vae-{run.id}.pt" in s.value for s in at.success)
+    assert (tmp_path / "runs" / f"vae-{run.id}.pt").is_file()
+    at.switch_page("pages/explore.py").run()
+    at.selectbox(key="explore_ckpt").set_value(f"vae-{run.id} (saved run)").run()
+    assert not at.exception, at.exception
+    assert at.get("plotly_chart"), "a 2-D VAE shows its latent map"
 
 
 def test_watchers_without_the_key_cannot_control_the_run():
-    import app_state
-    reg = app_state.registry()
+    reg = registry()
     run = reg.submit(TrainConfig.for_model("vae", steps=100_000, batch_size=16))
-    try:
-        at = app("pages/train.py", run=run.id)
-        assert any("read-only" in c.value for c in at.caption)
-        assert not [b for b in at.button if b.label in ("Pause", "Stop")]
-        owner = app("pages/train.py", run=run.id, key=run.key)
-        assert [b for b in owner.button if b.label == "Stop"]
-    finally:
-        reg.stop(run)
+    at = app("pages/train.py", run=run.id)
+    assert any("read-only" in c.value for c in at.caption)
+    assert not [b for b in at.button if b.label in ("Pause", "Stop")]
+    assert not at.code, "watchers get no share link with a key in it"
+    owner = app("pages/train.py", run=run.id, key=run.key)
+    assert [b for b in owner.button if b.label == "Stop"]
+    next(b for b in owner.button if b.label == "Pause").click().run()
+    wait_for(lambda: reg.view(run).status == "paused")
+    owner.run()
+    assert [b for b in owner.button if b.label == "Resume"]
+
+
+def test_a_queued_run_shows_its_place_and_can_be_cancelled():
+    reg = registry()
+    first = reg.submit(TrainConfig.for_model("vae", steps=100_000, batch_size=16))
+    others = [reg.submit(TrainConfig.for_model("vae", steps=100_000, batch_size=16)) for _ in range(reg.max_jobs)]
+    queued = others[-1]
+    assert reg.view(queued).status == "queued"
+    at = app("pages/train.py", run=queued.id, key=queued.key)
+    assert any("position" in i.value for i in at.info)
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    assert reg.view(queued).status == "cancelled"
+    assert first.status in ("running", "paused", "queued")
 
 
 def test_a_diverged_run_explains_itself():
-    import app_state
     model = build_model("dcgan")
     for p in model.generator.parameters():
         p.data.fill_(float("nan"))
-    reg = app_state.registry()
+    reg = registry()
     run = reg.submit(TrainConfig.for_model("dcgan", steps=20, batch_size=16, log_every=2),
                      init_checkpoint=make_checkpoint(model, step=3))
-    deadline = time.monotonic() + 60
-    while reg.view(run).status != "diverged" and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for(lambda: reg.view(run).status == "diverged")
     at = app("pages/train.py", run=run.id, key=run.key)
     assert any("NaN or infinite" in e.value and "learning rate" in e.value for e in at.error)
+
+
+def test_an_unknown_run_id_says_so():
+    at = app("pages/train.py", run="deadbeef")
+    assert any("no longer on this server" in w.value for w in at.warning)
 
 
 def test_explore_sliders_and_interpolation_change_the_pictures():
@@ -101,15 +176,16 @@ def test_explore_sliders_and_interpolation_change_the_pictures():
     assert not at.exception
     after = image_urls(at)
     assert after[0] != before[0] and after[1] == before[1]      # the sample moved, the strip did not
-    at.radio[2].set_value("lerp").run()                          # Path: slerp -> lerp
+    at.radio(key="morph_mode").set_value("lerp").run()
     assert image_urls(at)[1] != after[1]
+    assert [d for d in at.get("download_button") if "GIF" in d.proto.label]
 
 
 def test_explore_conditional_digit_picker_and_vae_map():
     at = app("pages/explore.py")
     at.selectbox(key="explore_ckpt").set_value("cgan (shipped)").run()
     first = image_urls(at)[0]
-    digit = next(r for r in at.radio if r.label == "Digit")
+    digit = at.radio(key="digit")
     digit.set_value(8).run()
     assert image_urls(at)[0] != first
     at.selectbox(key="explore_ckpt").set_value("vae2d (shipped)").run()
@@ -121,21 +197,60 @@ def test_explore_conditional_digit_picker_and_vae_map():
     assert image_urls(at)[-1] != decoded
 
 
+def test_explore_upload_corrupt_and_good_checkpoints():
+    at = app("pages/explore.py")
+    at.radio(key="explore_source").set_value("Upload a checkpoint").run()
+    at.file_uploader[0].set_value(("notes.pt", b"this is not a checkpoint at all", "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    assert any("can't be used" in e.value and "notes.pt is not a readable checkpoint" in e.value for e in at.error)
+    good = checkpoint_bytes(make_checkpoint(build_model("dcgan"), step=7))
+    at.file_uploader[0].set_value(("mine.pt", good, "application/octet-stream")).run()
+    assert not at.exception, at.exception
+    assert not at.error
+    assert "trained 7 steps" in texts(at) and image_urls(at)
+
+
+def test_upload_helper_refuses_foreign_files_with_a_reason():
+    import app_common
+    from aigc import CheckpointError
+
+    with pytest.raises(CheckpointError, match="notes.pt is not a readable checkpoint"):
+        app_common.load_upload(b"this is not a checkpoint at all", "notes.pt")
+    with pytest.raises(CheckpointError, match="not an aigc checkpoint"):
+        app_common.load_upload(checkpoint_bytes({"weights": torch.zeros(3)}), "other.pt")
+    model, ckpt = app_common.load_upload(checkpoint_bytes(make_checkpoint(build_model("vae"), step=1)), "ok.pt")
+    assert ckpt["model_name"] == "vae" and model.latent_dim == 16
+
+
 def test_compare_shows_every_shipped_model():
     at = app("pages/compare.py")
     assert len(image_urls(at)) >= 5
 
 
+def test_without_shipped_checkpoints_every_page_explains(tmp_path, monkeypatch):
+    import aigc.checkpoint
+
+    monkeypatch.setattr(aigc.checkpoint, "SHIPPED_DIR", tmp_path / "empty")
+    at = app()
+    assert "No checkpoints" in texts(at)
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception, at.exception
+    assert "No checkpoints on this server yet" in texts(at)
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert "No shipped checkpoints" in texts(at)
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox[1].options == ["scratch"]
+
+
 def test_two_tabs_of_one_session_share_one_run():
-    import app_state
-    reg = app_state.registry()
+    reg = registry()
     run = reg.submit(TrainConfig.for_model("vae", steps=100_000, batch_size=16))
     tab1 = app("pages/train.py", run=run.id, key=run.key)
     tab2 = app("pages/train.py", run=run.id, key=run.key)
     next(b for b in tab1.button if b.label == "Stop").click().run()
-    deadline = time.monotonic() + 30
-    while reg.view(run).status != "stopped" and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(lambda: reg.view(run).status == "stopped", 30)
     tab2.run()
     assert any("stopped" in s.value for s in tab2.subheader)
     assert reg.counts()["running"] == 0
