@@ -28,14 +28,73 @@ def runs_dir() -> Path:
 
 
 # ---- the live Train page ---------------------------------------------------------------------------
-@st.cache_resource(max_entries=64, show_spinner=False)
-def live_figure(run_id: str, points: int, smoothing: float, _history: dict):
-    """The loss chart of a run with `points` log entries; shared by every viewer (never mutated)."""
-    import app_state
+LABELS = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "D(x) on real digits", "d_fake": "D(G(z)) on fakes",
+          "loss": "loss (−ELBO)", "recon": "reconstruction", "kl": "KL divergence"}
+PANELS = {  # per model family: [(panel title, metrics, fixed y range or None)]
+    "gan": [("Losses", ["loss_d", "loss_g"], None), ("Discriminator's verdicts", ["d_real", "d_fake"], [0, 1])],
+    "vae": [("Loss and reconstruction (nats per digit)", ["loss", "recon"], None), ("KL divergence (nats)", ["kl"], None)],
+}
+COLORS = {"loss_d": "#4C6EF5", "loss_g": "#F03E3E", "d_real": "#2B8A3E", "d_fake": "#F59F00",
+          "loss": "#4C6EF5", "recon": "#7048E8", "kl": "#F03E3E"}
 
-    fig = app_state.loss_figure(_history, smoothing)
-    fig.update_layout(uirevision=run_id)        # zoom/legend clicks survive redraws of the same run
-    return fig
+
+def ema(values: list[float], alpha: float) -> list[float]:
+    """Exponential moving average (TensorBoard's smoothing), alpha in [0, 1)."""
+    out, acc = [], None
+    for v in values:
+        acc = v if acc is None else alpha * acc + (1 - alpha) * v
+        out.append(acc)
+    return out
+
+
+def loss_figure(history: dict, target_step: int, smoothing: float = 0.8, run_id: str = ""):
+    """Two side-by-side panels of a run's metrics: raw values faint, their EMA bold.
+
+    Built for a steady live view: the x axis spans the whole run from the start (the lines grow into a
+    fixed frame instead of the frame rescaling every poll), the verdict panel is pinned to [0, 1], the
+    height is fixed, and uirevision keeps a viewer's zoom across redraws of the same run."""
+    import plotly.graph_objects as go
+
+    family = "vae" if "recon" in history else "gan"
+    steps = history.get("step", [])
+    x_max = max(target_step, steps[-1] if steps else 1)
+    few = len(steps) < 3                    # a line of one point is invisible: draw markers until there are more
+    data, layout = [], {}
+    gap = 0.08
+    for i, (title, names, y_range) in enumerate(PANELS[family]):
+        axis = "" if i == 0 else str(i + 1)
+        left = i * (1 + gap) / 2
+        layout[f"xaxis{axis}"] = dict(domain=[left, left + (1 - gap) / 2], range=[0, x_max], title=dict(text="step"),
+                                      anchor=f"y{axis}", zeroline=False)
+        layout[f"yaxis{axis}"] = dict(anchor=f"x{axis}", zeroline=False,
+                                      **({"range": y_range, "autorange": False} if y_range else {"autorange": True}))
+        layout.setdefault("annotations", []).append(dict(
+            text=f"<b>{title}</b>", x=left + (1 - gap) / 4, y=1.0, xref="paper", yref="paper", xanchor="center",
+            yanchor="bottom", showarrow=False, font=dict(size=17)))
+        for name in names:
+            values = history.get(name, [])
+            color = COLORS[name]
+            common = dict(x=steps, xaxis=f"x{axis}", yaxis=f"y{axis}", type="scatter")
+            if smoothing > 0:
+                data.append(dict(common, y=values, mode="lines", line=dict(color=color, width=1), opacity=0.3,
+                                 showlegend=False, hoverinfo="skip"))
+            data.append(dict(common, y=ema(values, smoothing) if smoothing > 0 else values, name=LABELS[name],
+                             mode="lines+markers" if few else "lines", line=dict(color=color, width=3.5)))
+        if family == "gan" and i == 1:       # D(x) = D(G(z)) = 1/2 is the game's equilibrium
+            layout.setdefault("shapes", []).append(dict(
+                type="line", xref=f"x{axis} domain", yref=f"y{axis}", x0=0, x1=1, y0=0.5, y1=0.5,
+                line=dict(color="#868E96", width=1.5, dash="dot")))
+    layout.update(height=400, margin=dict(l=10, r=10, t=36, b=10), uirevision=run_id or "loss", font=dict(size=15),
+                  legend=dict(orientation="h", y=-0.2, x=0, font=dict(size=15)), hovermode="x unified",
+                  transition=dict(duration=0))
+    return go.Figure(data=data, layout=layout)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def live_figure(run_id: str, points: int, smoothing: float, target_step: int, _history: dict):
+    """The loss chart of a run with `points` log entries, built once and shared by every viewer
+    (st.plotly_chart only reads it)."""
+    return loss_figure(_history, target_step, smoothing, run_id)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)

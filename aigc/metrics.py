@@ -71,13 +71,13 @@ def train_classifier(epochs: int = 3, batch_size: int = 128, lr: float = 2e-3, d
             loss.backward()
             opt.step()
             sched.step()
-        accuracy = test_accuracy(model, test)
+        accuracy = classifier_accuracy(model, test)
         log(f"epoch {epoch + 1}/{epochs}: test accuracy {accuracy:.4f} ({time.perf_counter() - start:.0f} s)")
     return model.eval(), accuracy
 
 
 @torch.no_grad()
-def test_accuracy(model: MNISTClassifier, test=None, n: int | None = None) -> float:
+def classifier_accuracy(model: MNISTClassifier, test=None, n: int | None = None) -> float:
     test = test if test is not None else load_mnist(False, next(model.parameters()).device)
     model.eval()
     n = n or len(test)

@@ -123,7 +123,8 @@ def live():
     with chart:
         if view.history.get("step"):
             fig = app_common.live_figure(run.id, len(view.history["step"]),
-                                         st.session_state.get(app_common.SMOOTHING, 0.8), view.history)
+                                         st.session_state.get(app_common.SMOOTHING, 0.8), view.target_step,
+                                         view.history)
             st.plotly_chart(fig, key="loss_chart", config={"displayModeBar": False, "staticPlot": view.active})
         else:
             st.caption("The loss chart appears after the first steps.")

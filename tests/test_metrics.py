@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import torch
+
+from aigc import build_model, load_mnist
+from aigc.latent import find_directions, image_statistics, interpolate, lerp, slerp
+from aigc.metrics import (classifier_accuracy, evaluate_model, frechet_distance, load_classifier, quick_score,
+                          reference_stats)
+
+
+def test_shipped_classifier_is_at_least_99_percent_accurate():
+    assert classifier_accuracy(load_classifier()) >= 0.99          # all 10,000 test digits
+
+
+def test_frechet_distance_closed_forms():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 4))
+    sigma = np.cov(a, rowvar=False)
+    mu = a.mean(0)
+    assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-8
+    # diagonal Gaussians: |mu1 - mu2|² + Σ (s1 - s2)² with s the standard deviations
+    d = frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.array([3.0, 0.0]), np.diag([4.0, 9.0]))
+    assert d == pytest.approx(9 + (1 - 2) ** 2 + (2 - 3) ** 2)
+
+
+def test_real_digits_pass_and_noise_fails():
+    test = load_mnist(train=False)
+    real = quick_score(test.batch(torch.arange(1000))[0])
+    assert real["digits_ok"] and real["coverage"] == 10 and real["confidence"] > 0.95
+    noise = quick_score(torch.rand(1000, 1, 28, 28) * 2 - 1)
+    assert not noise["digits_ok"]
+
+
+def test_untrained_model_scores_far_above_the_floor():
+    torch.manual_seed(0)
+    scores = evaluate_model(build_model("dcgan"), n=500)
+    assert np.isfinite(scores["fid"]) and scores["fid_floor"] == reference_stats()["floor"] > 0
+    assert scores["fid_ratio"] > 50 and sum(scores["class_hist"]) == 500
+
+
+def test_shipped_cgan_is_close_to_real_data():
+    from aigc import load_checkpoint
+    model, _ = load_checkpoint("checkpoints/cgan.pt")
+    scores = evaluate_model(model, n=2000)
+    assert scores["coverage"] == 10 and scores["confidence"] > 0.95 and scores["fid_ratio"] < 20
+
+
+def test_slerp_keeps_the_norm_and_ends_at_the_ends():
+    z0, z1 = torch.randn(64), torch.randn(64)
+    t = torch.linspace(0, 1, 7)
+    path = slerp(z0, z1, t)
+    assert torch.allclose(path[0], z0, atol=1e-5) and torch.allclose(path[-1], z1, atol=1e-5)
+    assert torch.allclose(lerp(z0, z1, t)[3], (z0 + z1) / 2, atol=1e-6)
+    norms = path.norm(dim=1)
+    assert (norms.min() > min(z0.norm(), z1.norm()) * 0.9)     # a straight line would dip in the middle
+
+
+def test_thickness_direction_adds_ink():
+    from aigc import load_checkpoint
+    model, _ = load_checkpoint("checkpoints/cgan.pt")
+    thickness = next(d for d in find_directions(model, n=512, label=3) if d.name == "thickness")
+    z = model.make_noise(64, generator=torch.Generator().manual_seed(5))
+    labels = torch.full((64,), 3)
+    with torch.no_grad():
+        base = image_statistics(model.sample(z, labels))["thickness"]
+        more = image_statistics(model.sample(z + 2 * thickness.vector, labels))["thickness"]
+    assert (more > base).float().mean() > 0.8
+    strip = interpolate(model, z[0], z[1], steps=5, mode="lerp", label=3)
+    assert strip.shape == (5, 1, 28, 28)
