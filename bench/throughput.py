@@ -2,11 +2,13 @@
 
 Textbook loop = what most tutorials write: torchvision MNIST with ToTensor + Normalize, a torch
 DataLoader (batch 64, shuffled, the default num_workers=0), fp32, Adam lr 2e-4 betas (0.5, 0.999),
-and the two-phase GAN step (or the plain VAE step) written inline. aigc = Trainer with the model's recipe
-(whole dataset as one tensor on the device, its own batch size, bf16 autocast on CUDA). Both train a
-fresh copy of the same architecture, in the same process, alternating rounds so drift hits both alike.
+and the two-phase GAN step (or the plain VAE step) written inline, no weight averaging. aigc = Trainer
+with the model's recipe (whole dataset as one tensor on the device, its own batch size, bf16 autocast
+on CUDA), paying for what the app needs on top: G's moving average and a sample grid every 25 steps.
+Both train a fresh copy of the same architecture, in the same process, after a warm-up, alternating
+rounds so drift in the machine's load hits both alike. Device: aigc.device.pick_device (CUDA if any).
 
-    .venv/bin/python bench/throughput.py --model cgan --seconds 10 --rounds 3
+    .venv/bin/python bench/throughput.py --model dcgan --seconds 6 --rounds 3     # the default, ~50 s on 2 cores
 """
 from __future__ import annotations
 
@@ -20,8 +22,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
-from aigc import TrainConfig, Trainer, build_model, configure_threads, describe_device, load_mnist, pick_device
+from aigc import MODELS, TrainConfig, Trainer, build_model, configure_threads, describe_device, load_mnist, pick_device
 from aigc.data import _torchvision_root, data_root
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def textbook_images_per_s(name: str, device: torch.device, seconds: float, warmup_steps: int = 5) -> float:
@@ -40,6 +47,7 @@ def textbook_images_per_s(name: str, device: torch.device, seconds: float, warmu
     while True:
         for x, y in loader:
             if steps == warmup_steps:
+                sync(device)
                 start, images = time.perf_counter(), 0
             x, y = x.to(device), y.to(device)
             b = x.size(0)
@@ -71,6 +79,7 @@ def textbook_images_per_s(name: str, device: torch.device, seconds: float, warmu
             images += b
             steps += 1
             if start is not None and time.perf_counter() - start >= seconds:
+                sync(device)                   # kernels still queued belong to the timed steps
                 return images / (time.perf_counter() - start)
 
 
@@ -79,18 +88,20 @@ def aigc_images_per_s(name: str, device: torch.device, seconds: float, data) -> 
     warm = Trainer(TrainConfig.for_model(name, device=str(device), steps=5), data=data)
     warm.run()                                                  # warm-up: allocator, cuDNN autotune
     trainer = Trainer(config, data=data)
-    trainer.run()
+    trainer.run()                   # train_seconds is read after a .item() on the losses: synchronised
+    if trainer.status != "finished":
+        raise RuntimeError(f"aigc trainer ended {trainer.status}: {trainer.message}")
     return (trainer.step * config.batch_size) / trainer.train_seconds
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="cgan")
-    p.add_argument("--seconds", type=float, default=8.0, help="timed seconds per loop per round")
+    p.add_argument("--model", default="dcgan", choices=list(MODELS))
+    p.add_argument("--seconds", type=float, default=6.0, help="timed seconds per loop per round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
-    configure_threads()
+    threads = configure_threads()
     device = pick_device(args.device)
     data = load_mnist(train=True, device=device)
     ours, theirs = [], []
@@ -100,7 +111,8 @@ def main():
         print(f"round {r + 1}: textbook {theirs[-1]:,.0f} img/s   aigc {ours[-1]:,.0f} img/s")
     a, t = statistics.median(ours), statistics.median(theirs)
     recipe = TrainConfig.for_model(args.model, device=str(device))
-    print(f"\n{args.model} on {describe_device(device)}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}")
+    print(f"\n{args.model} on {describe_device(device)}, {threads} torch threads, torch {torch.__version__}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}")
     print(f"| loop | batch | images/s (median of {args.rounds}) |\n|---|---|---|")
     print(f"| textbook (DataLoader, fp32) | 64 | {t:,.0f} |")
     print(f"| aigc Trainer | {recipe.batch_size} | {a:,.0f} |")

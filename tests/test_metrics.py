@@ -2,14 +2,40 @@ import numpy as np
 import pytest
 import torch
 
-from aigc import build_model, load_mnist
+from aigc import CheckpointError, build_model, load_mnist
 from aigc.latent import find_directions, image_statistics, interpolate, lerp, slerp
-from aigc.metrics import (classifier_accuracy, evaluate_model, frechet_distance, load_classifier, quick_score,
-                          reference_stats)
+from aigc.metrics import (MNISTClassifier, classifier_accuracy, evaluate_model, frechet_distance, load_classifier,
+                          quick_score, reference_stats, save_classifier)
 
 
 def test_shipped_classifier_is_at_least_99_percent_accurate():
-    assert classifier_accuracy(load_classifier()) >= 0.99          # all 10,000 test digits
+    classifier = load_classifier()
+    assert classifier is load_classifier(device="cpu")                   # cached per (file, device)
+    assert classifier.test_accuracy >= 0.99                              # recorded: all 10,000 test digits
+    assert classifier_accuracy(classifier, n=2000) >= 0.99               # checked here: the first 2,000
+
+
+class Pickled:   # any class: loading it would mean running code from the file
+    pass
+
+
+def test_classifier_file_round_trip_and_bad_files(tmp_path):
+    model = MNISTClassifier()
+    path = save_classifier(model, tmp_path / "c.pt", test_accuracy=0.5)
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]               # no temp file left behind
+    loaded = load_classifier(path)
+    assert loaded.test_accuracy == 0.5 and not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    torch.save({"format": "aigc-classifier", "state_dict": {"w": torch.zeros(1)}}, tmp_path / "wrong.pt")
+    torch.save({"format": "aigc-classifier", "state_dict": Pickled()}, tmp_path / "code.pt")
+    for name, words in [("missing.pt", "no metrics classifier"), ("garbage.pt", "not a readable"),
+                        ("code.pt", "refused"),
+                        ("other.pt", "not an aigc metrics classifier"), ("wrong.pt", "do not fit")]:
+        with pytest.raises(CheckpointError, match=words):
+            load_classifier(tmp_path / name)
+    assert issubclass(CheckpointError, ValueError)
 
 
 def test_frechet_distance_closed_forms():
@@ -17,16 +43,24 @@ def test_frechet_distance_closed_forms():
     a = rng.normal(size=(500, 4))
     sigma = np.cov(a, rowvar=False)
     mu = a.mean(0)
-    assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-8
-    # diagonal Gaussians: |mu1 - mu2|² + Σ (s1 - s2)² with s the standard deviations
+    assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0, abs=1e-8)
+    assert frechet_distance(torch.tensor(mu), torch.tensor(sigma), mu, sigma) == pytest.approx(0, abs=1e-8)
+    # 1-D: (m1 - m2)² + (s1 - s2)² with s the standard deviations (sigma arguments are variances)
+    assert frechet_distance(1.0, 4.0, -2.0, 9.0) == pytest.approx(9 + (2 - 3) ** 2)
+    # diagonal Gaussians: the same, summed over dimensions
     d = frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.array([3.0, 0.0]), np.diag([4.0, 9.0]))
     assert d == pytest.approx(9 + (1 - 2) ** 2 + (2 - 3) ** 2)
+    # commuting full covariances: a rotation of the diagonal case gives the same distance
+    q, _ = np.linalg.qr(rng.normal(size=(2, 2)))
+    rot = lambda s: q @ s @ q.T
+    assert frechet_distance(np.zeros(2), rot(np.diag([1.0, 4.0])), q @ [3.0, 0.0], rot(np.diag([4.0, 9.0]))) == pytest.approx(d)
 
 
 def test_real_digits_pass_and_noise_fails():
     test = load_mnist(train=False)
     real = quick_score(test.batch(torch.arange(1000))[0])
     assert real["digits_ok"] and real["coverage"] == 10 and real["confidence"] > 0.95
+    assert sum(real["class_hist"]) == 1000
     noise = quick_score(torch.rand(1000, 1, 28, 28) * 2 - 1)
     assert not noise["digits_ok"]
 
@@ -34,8 +68,10 @@ def test_real_digits_pass_and_noise_fails():
 def test_untrained_model_scores_far_above_the_floor():
     torch.manual_seed(0)
     scores = evaluate_model(build_model("dcgan"), n=500)
-    assert np.isfinite(scores["fid"]) and scores["fid_floor"] == reference_stats()["floor"] > 0
-    assert scores["fid_ratio"] > 50 and sum(scores["class_hist"]) == 500
+    assert all(np.isfinite(scores[k]) for k in ("fid", "fid_floor", "fid_ratio", "confidence"))
+    assert scores["fid_floor"] == reference_stats()["floor"] > 0
+    assert scores["fid_ratio"] > 50 and sum(scores["class_hist"]) == 500 and scores["n"] == 500
+    assert not scores["digits_ok"]
 
 
 def test_shipped_cgan_is_close_to_real_data():
