@@ -68,6 +68,7 @@ def save_checkpoint(checkpoint: dict, path: str | os.PathLike) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp_name, 0o644)     # mkstemp makes 0600; a checkpoint is a shareable file
         os.replace(tmp_name, path)
         tmp_name = None
     except OSError as exc:
@@ -91,6 +92,9 @@ def read_checkpoint(source: str | os.PathLike | bytes | BinaryIO) -> dict:
     except FileNotFoundError:
         raise CheckpointError(f"{name}: no such file") from None
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc) and "weights_only" not in str(exc):
+            raise CheckpointError(f"{name} is not a readable checkpoint: it is truncated, corrupt or another "
+                                  f"kind of file (UnpicklingError)") from None
         raise CheckpointError(
             f"{name} was refused: it holds Python objects that would run code when loaded, "
             f"which an aigc checkpoint never does ({str(exc).splitlines()[0][:160]})"
