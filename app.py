@@ -8,6 +8,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402
 
+import app_common  # noqa: E402
 import app_state  # noqa: E402
 
 st.set_page_config(page_title="aigc — generative models on MNIST", page_icon=":material/draw:", layout="wide")
@@ -25,4 +26,5 @@ with st.sidebar:
     st.caption(f"Trainings: {counts['running']} running · {counts['queued']} queued · "
                f"{counts['max_jobs']} at a time")
 
+app_common.warm_up()          # MNIST and the classifier load in the background, once per server
 pages.run()

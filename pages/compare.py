@@ -1,7 +1,10 @@
 import streamlit as st
 
+import app_common
 import app_state
 from aigc import CheckpointError, list_checkpoints
+
+app_common.require_frame()      # a page opened directly on a fresh server: go through app.py
 
 st.title("Compare the shipped models")
 st.markdown("Every model draws from the same random seeds. The scores come from a digit classifier "
@@ -9,34 +12,47 @@ st.markdown("Every model draws from the same random seeds. The scores come from 
 
 shipped = list_checkpoints()
 if not shipped:
-    st.warning("No shipped checkpoints found in checkpoints/.")
+    st.warning("No shipped checkpoints found in checkpoints/ yet. They appear here once they are trained "
+               "(scripts/make_checkpoints.sh); meanwhile train and save your own on the **Train** page.")
     st.stop()
-c1, c2 = st.columns([1, 2])
-seed = c1.number_input("Seed", 0, 1_000_000, 0)
-score = c2.toggle("Score each model (about 10 s per model, once)", value=False)
+can_score = app_common.metrics_available()
+c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
+seed = c1.number_input("Seed", 0, 1_000_000, 0, help="Change it to see other samples from every model.")
+score = c2.toggle("Score each model (about 10 s per model, once per server)", value=False, key="compare_score",
+                  disabled=not can_score,
+                  help=None if can_score else "The metrics module (aigc.metrics) is not available on this server.")
 
 names = list(shipped)
 for row in range(0, len(names), 3):                       # three per row: big enough for a projector
-    for col, name in zip(st.columns(3), names[row:row + 3]):
+    for col, name in zip(st.columns(3, gap="medium"), names[row:row + 3]):
         path = shipped[name]
-        model, ckpt = app_state.load_path(path)
         with col:
             st.subheader(name)
+            try:
+                model, ckpt = app_state.load_path(path)
+            except (CheckpointError, OSError) as exc:
+                st.error(f"This checkpoint can't be used: {exc}")
+                continue
             app_state.image(app_state.sample_grid(model, int(seed), n=36, nrow=6, scale=4),
                             caption=f"{ckpt['model_name']} · {ckpt['step']:,} steps")
             if score:
                 try:
                     s = app_state.evaluate(str(path), path.stat().st_mtime)
-                except CheckpointError as exc:
-                    st.caption(str(exc))
+                except (CheckpointError, ImportError, OSError, RuntimeError) as exc:
+                    st.error(f"Could not score it: {exc}")
                 else:
-                    st.metric("Fréchet distance", f"{s['fid']:.1f}", help="Lower is better.")
+                    m1, m2 = st.columns(2)
+                    m1.metric("Fréchet distance", f"{s['fid']:.1f}", help="Lower is better.")
+                    m2.metric("Confidence", f"{s['confidence']:.2f}", help="Higher is better (max 1).")
                     st.caption(f"{s['fid_ratio']:.1f}× the real-data floor ({s['fid_floor']:.2f}) · "
-                               f"confidence {s['confidence']:.2f} · {s['coverage']}/10 digits")
+                               f"{s['coverage']}/10 digits · what the classifier reads:")
+                    st.vega_lite_chart(app_common.class_histogram_rows(s["class_hist"]),
+                                       app_common.class_histogram_spec(), width="stretch")
 
 st.divider()
 st.markdown(
     "**Fréchet distance**: how far the statistics of 10,000 samples are from those of the 10,000 test digits, "
     "in the classifier's 128-d feature space (the FID recipe with an MNIST classifier in place of Inception). "
     "The **real-data floor** is the same distance for 10,000 real training digits — as good as it gets. "
-    "**Confidence**: the classifier's mean top probability. **Digits**: classes that get at least 1% of samples.")
+    "**Confidence**: the classifier's mean top probability. **Digits**: classes that get at least 1% of samples; "
+    "the bars show the share of samples read as each digit (even bars: no digit is forgotten).")

@@ -6,8 +6,10 @@ import torch
 import app_common
 import app_state
 from aigc import CheckpointError
-from aigc.images import gif_bytes, grid
+from aigc.images import gif_bytes, grid, png_bytes
 from aigc.latent import interpolate
+
+app_common.require_frame()      # a page opened directly on a fresh server: go through app.py
 
 st.title("Explore the latent space")
 
@@ -43,7 +45,8 @@ else:
                "and save it, or upload a checkpoint.")
 if model is None:
     st.stop()
-st.caption(f"**{ckpt['model_name']}** {ckpt['model_args']} · trained {ckpt['step']:,} steps")
+st.caption(f"**{ckpt['model_name']}** · latent size {model.latent_dim} · trained {ckpt['step']:,} steps"
+           + (" · pick the digit below" if model.conditional else ""))
 
 # ---- one sample, moved by sliders -----------------------------------------------------------------
 # Each section is a fragment: moving a slider reruns only its own section, not the whole page.
@@ -55,7 +58,7 @@ if model.conditional:
 @st.fragment
 def one_sample():
     started = time.perf_counter()
-    left, right = st.columns([2, 3])
+    left, right = st.columns([1, 1])
     with right:
         seed = st.number_input("Random seed", 0, 1_000_000, 7, help="Which random point z to start from.")
         st.markdown("**Directions.** Each slider moves *z* along the direction that, averaged over 1,024 random "
@@ -69,9 +72,10 @@ def one_sample():
             z = z + offsets[d.name] * d.vector          # unit vector: 1 = one standard deviation of z along it
         labels = torch.tensor([label]) if label is not None else None
         with torch.no_grad():
-            pixels = grid(model.sample(z, labels), nrow=1, pad=0, scale=12)           # 336×336 px
-        app_state.image(pixels, width=336)
-        app_state.png_download("PNG", pixels, f"{ckpt['model_name']}-seed{seed}.png", key="png_one")
+            pixels = grid(model.sample(z, labels), nrow=1, pad=0, scale=15)           # 420×420 px
+        app_state.image(pixels, width=420)
+        st.download_button("PNG", lambda: png_bytes(pixels), file_name=f"{ckpt['model_name']}-seed{seed}.png",
+                           mime="image/png", key="png_one", icon=":material/download:", on_click="ignore")
         st.caption(f"Server time for this update: {(time.perf_counter() - started) * 1000:.1f} ms")
 
 
@@ -89,24 +93,36 @@ def morph():
     with torch.no_grad():
         strip = interpolate(model, za, zb, steps=frames, mode=mode, label=label)
     st.image(grid(strip, nrow=frames, scale=4), width="stretch", clamp=True, output_format="PNG")
-    gif = gif_bytes([grid(img[None], nrow=1, pad=0, scale=8) for img in strip])
-    st.download_button("Animated GIF", gif, icon=":material/download:", file_name=f"morph-{seed_a}-{seed_b}-{mode}.gif",
-                       mime="image/gif")
+    st.download_button("Animated GIF", lambda: gif_bytes([grid(img[None], nrow=1, pad=0, scale=8) for img in strip]),
+                       icon=":material/download:", file_name=f"morph-{seed_a}-{seed_b}-{mode}.gif",
+                       mime="image/gif", on_click="ignore")     # made on click, not on every slider move
 
 
 @st.fragment
 def latent_map():
     st.subheader("The whole latent map")
+    st.markdown("Each dot is one of 2,000 test digits, placed where the encoder puts it and coloured by what "
+                "digit it is: similar digits land together. **Click anywhere on the map** (or move the sliders) "
+                "to decode that point into an image; the black cross marks it.")
     coords, digits = app_state.latent_map(model_key, model)
+    pick = app_common.map_pick(st.session_state.get("latent_map"))
+    if pick is not None:
+        if pick != st.session_state.get("_map_pick"):          # a new click: move the sliders there
+            st.session_state["_map_pick"] = pick
+            st.session_state["z1"], st.session_state["z2"] = (round(min(4.0, max(-4.0, v)), 1) for v in pick)
     c1, c2 = st.columns([3, 2])
     with c2:
-        x = st.slider("z₁", -4.0, 4.0, 0.0, 0.1)
-        y = st.slider("z₂", -4.0, 4.0, 0.0, 0.1)
+        for k in ("z1", "z2"):
+            st.session_state.setdefault(k, 0.0)      # no value= below: the state (maybe set by a click) rules
+        x = st.slider("z₁", -4.0, 4.0, step=0.1, key="z1")
+        y = st.slider("z₂", -4.0, 4.0, step=0.1, key="z2")
         with torch.no_grad():
             decoded = model.sample(torch.tensor([[x, y]], dtype=torch.float32))
-        app_state.image(grid(decoded, nrow=1, pad=0, scale=10), width=280, caption=f"decoded at ({x:.1f}, {y:.1f})")
+        app_state.image(grid(decoded, nrow=1, pad=0, scale=12), width=336, caption=f"decoded at ({x:.1f}, {y:.1f})")
     with c1:
-        st.plotly_chart(app_state.latent_map_figure(coords, digits, (x, y)), key="latent_map")
+        st.vega_lite_chart(app_common.latent_map_rows(model_key, coords, digits, (x, y)),
+                           app_common.latent_map_spec(), key="latent_map", on_select="rerun",
+                           selection_mode="pick", width="stretch")
 
 
 one_sample()

@@ -1,25 +1,43 @@
 import streamlit as st
 
+import app_common
 import app_state
-from aigc import MODELS
+from aigc import MODELS, CheckpointError
+
+app_common.require_frame()      # a page opened directly on a fresh server: go through app.py
 
 st.title("aigc — watch a machine learn to write digits")
-st.markdown(
-    "<p style='font-size:1.3rem'>Pick a generative model, train it live on MNIST's 60,000 handwritten digits, "
-    "and explore what it learned.</p>", unsafe_allow_html=True)
 
-c1, c2, c3 = st.columns(3)
-c1.markdown("### 1 · Train\nChoose a model and press **Start**. Losses and a grid of samples update a few times a "
-            "second; digits appear within about half a minute on a laptop CPU.")
-c2.markdown("### 2 · Explore\nMove sliders to walk through the model's *latent space*: make strokes thicker, "
-            "lean the digit, morph one sample into another.")
-c3.markdown("### 3 · Compare\nSee the shipped models side by side on the same random seeds, with quality "
-            "scores from a digit classifier.")
+intro, picture = st.columns([3, 2], gap="large")
+with intro:
+    st.markdown(
+        "<p style='font-size:1.3rem'>Pick a generative model, train it live on MNIST's 60,000 handwritten "
+        "digits, and explore what it learned.</p>", unsafe_allow_html=True)
+    st.markdown("### 1 · Train\nChoose a model and press **Start**. Losses and a grid of samples update a few "
+                "times a second; digits appear within about half a minute on a laptop CPU.")
+    st.markdown("### 2 · Explore\nMove sliders to walk through the model's *latent space*: make strokes thicker, "
+                "lean the digit, morph one sample into another.")
+    st.markdown("### 3 · Compare\nSee the shipped models side by side on the same random seeds, with quality "
+                "scores from a digit classifier.")
+    b1, b2 = st.columns(2)
+    b1.page_link("pages/train.py", label="Start training", icon=":material/model_training:")
+    b2.page_link("pages/explore.py", label="Explore a trained model", icon=":material/explore:")
 
-st.page_link("pages/train.py", label="Start training", icon=":material/model_training:")
+shipped = app_state.checkpoint_choices()
+with picture:
+    demo = next((p for name, p in shipped.items() if name.startswith("cgan")), None)
+    if demo is not None:
+        try:
+            model, ckpt = app_state.load_path(demo)
+        except (CheckpointError, OSError):
+            pass
+        else:
+            app_state.image(app_state.sample_grid(model, seed=0, n=60, nrow=10, scale=3),
+                            caption=f"Digits drawn by the shipped conditional GAN after {ckpt['step']:,} steps: "
+                                    f"each column is told which digit to draw, each row starts from other noise.")
 
 st.divider()
-left, right = st.columns(2)
+left, right = st.columns(2, gap="large")
 with left:
     st.subheader("How a GAN learns")
     st.markdown(
@@ -30,9 +48,13 @@ with left:
     st.markdown(
         "D gets better at telling real from fake; G gets better at fooling D. In practice G maximises "
         "log D(G(z)) instead (the *non-saturating* loss), which gives it useful gradients early on, when D "
-        "rejects everything. The chart on the Train page shows both losses and D's average verdicts: "
-        "**D(x)** on real digits and **D(G(z))** on generated ones. Neither loss goes to zero in a healthy run; "
-        "they hover while the samples improve.")
+        "rejects everything:")
+    st.latex(r"\mathcal{L}_D = -\log D(x) - \log\big(1 - D(G(z))\big)")
+    st.latex(r"\mathcal{L}_G = -\log D(G(z))")
+    st.markdown(
+        "The chart on the Train page shows both losses and D's average verdicts: **D(x)** on real digits and "
+        "**D(G(z))** on generated ones. Neither loss goes to zero in a healthy run; they hover while the "
+        "samples improve. At the game's equilibrium D can no longer tell, and both verdicts sit at ½.")
 with right:
     st.subheader("What a latent space is")
     st.markdown(
@@ -51,8 +73,8 @@ for name, (_, cls) in MODELS.items():
     st.markdown(f"- **{name}** — {cls.summary}")
 
 st.caption(f"Device in use: **{app_state.device_label()}**")
-choices = app_state.checkpoint_choices()
-if choices:
-    st.caption("Checkpoints ready to explore: " + ", ".join(choices))
+if shipped:
+    st.caption("Checkpoints ready to explore: " + ", ".join(shipped))
 else:
-    st.warning("No checkpoints found in checkpoints/ — train a model first, then explore it.")
+    st.warning("No checkpoints found in checkpoints/ yet — train a model on the **Train** page and save it, "
+               "then explore it.")

@@ -6,12 +6,16 @@ import app_common
 import app_state
 from aigc import LIMITS, MODELS, CheckpointError, TrainConfig, list_checkpoints
 
+app_common.require_frame()      # a page opened directly on a fresh server: go through app.py
+
 st.title("Train")
 registry = app_state.registry()
 run = registry.get(st.query_params.get("run"))
 if st.query_params.get("run") and run is None:
     st.warning("That run is no longer on this server (it ended long ago or the server restarted). Start a new one.")
 can_control = run is not None and st.query_params.get("key") == run.key
+if run is not None:
+    app_common.remember_run(run.id)      # Explore offers the runs this tab has seen, once they end
 
 
 def fmt_time(seconds: float) -> str:
@@ -119,15 +123,13 @@ def live():
         f"step {view.step:,} / {view.target_step:,} · {log.get('images_per_s', 0):,.0f} images/s · "
         f"ETA {fmt_time(log.get('eta_s', float('nan'))) if view.active else '—'} · "
         f"{log.get('seconds', 0):.0f} s of training"))
-    chart, samples = st.columns([3, 2])
-    with chart:
-        if view.history.get("step"):
-            fig = app_common.live_figure(run.id, len(view.history["step"]),
-                                         st.session_state.get(app_common.SMOOTHING, 0.8), view.target_step,
-                                         view.history)
-            st.plotly_chart(fig, key="loss_chart", config={"displayModeBar": False, "staticPlot": view.active})
-        else:
-            st.caption("The loss chart appears after the first steps.")
+    chart, samples = st.columns([1, 1], gap="medium")
+    with chart:       # drawn from the start (empty axes over the whole run): nothing jumps when data arrives
+        panels = app_common.live_chart(run.id, len(view.history.get("step", [])),
+                                       st.session_state.get(app_common.SMOOTHING, 0.8), view.target_step,
+                                       view.history)
+        for spec, rows in panels:                  # stacked: time runs left to right over the full width
+            st.vega_lite_chart(rows, spec, width="stretch")
     with samples:
         if view.grid is not None:
             grid_step = view.snapshot_steps[-1] if view.snapshot_steps else view.step
@@ -142,7 +144,8 @@ def live():
                             help="A digit classifier (≥ 99% accurate on real digits) reads the grid: mean "
                                  "top-class probability, and how many of the ten digits it sees.")
         else:
-            st.caption("Samples appear after the first step.")
+            st.image(app_common.blank_grid(), width="stretch",
+                     caption="waiting in the queue…" if view.status == "queued" else "preparing the first samples…")
     if not view.active and st.session_state.get("_was_active_" + run.id, True):
         st.session_state["_was_active_" + run.id] = False
         st.rerun()        # refresh the whole page once: replay, save and download appear
@@ -164,9 +167,9 @@ st.divider()
 left, right = st.columns([2, 3])
 with left:
     st.subheader("How the samples evolved")
-    index = st.slider("Snapshot", 0, len(view.snapshot_steps) - 1, len(view.snapshot_steps) - 1,
-                      format="%d", help="Drag to replay the fixed-noise grid through training.")
-    step, pixels = run.snapshot(index)
+    chosen = st.select_slider("Replay: the grid at step", options=view.snapshot_steps, value=view.snapshot_steps[-1],
+                              key=f"replay-{run.id}", help="Drag to replay the fixed-noise grid through training.")
+    step, pixels = run.snapshot(view.snapshot_steps.index(chosen))
     png = app_common.grid_png(run.id, step, pixels)
     st.image(png, width="stretch", caption=f"step {step}")
     d1, d2 = st.columns(2)
@@ -191,8 +194,7 @@ with right:
                 st.error(str(exc))
             else:
                 st.success(f"Saved as {path.name}. Open **Explore** and pick “{path.stem} (saved run)”.")
-    score = app_common.quick_score(run.id, view.snapshot_steps[-1], run.snapshot(-1)[1])
-    if score is not None:
-        st.metric("Classifier confidence on the final grid", f"{score['confidence']:.2f}",
-                  help="Mean top-class probability of a digit classifier (≥ 0.90 reads as clear digits).")
-        st.caption(f"Digits present: {sum(1 for c in score['class_hist'] if c)} of 10")
+    if view.has_weights:
+        st.page_link("pages/explore.py", label="Explore this model's latent space", icon=":material/explore:")
+        st.caption(f"Explore lists it as “{view.model} run {run.id}, … (this session)” while this tab is open; "
+                   f"a run saved to the server is there for everyone.")

@@ -44,6 +44,16 @@ def image_urls(at):
     return [img.url for el in at.get("image") for img in el.proto.imgs]
 
 
+def charts(at):
+    """The live loss charts (Vega-Lite: they update in place in the browser, see app_common.live_chart)."""
+    return at.get("vega_lite_chart")
+
+
+def chart_rows(at) -> int:
+    import pyarrow as pa
+    return sum(pa.ipc.open_stream(c.proto.data.data).read_all().num_rows for c in charts(at) if c.proto.data.data)
+
+
 def texts(at):
     return " ".join(e.value for kind in ("markdown", "caption", "code", "subheader", "info", "warning", "error")
                     for e in at.get(kind) if isinstance(getattr(e, "value", None), str))
@@ -79,25 +89,26 @@ def test_a_tiny_training_run_updates_chart_and_grid_then_is_explorable():
     run_id = at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"]
     assert run_id and at.query_params["key"]
     assert any(f"?run={run_id}" in c.value and "key" not in c.value for c in at.code), "a read-only share link"
-    charts = []
+    assert len(charts(at)) == 2, "the chart frame is there from the start"
+    blank = image_urls(at)[0]                                   # the placeholder grid
+    rows = []
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         time.sleep(0.3)
         at.run()                       # AppTest does not fire run_every; each run() reruns the fragment
-        if at.get("plotly_chart"):
-            charts.append(at.get("plotly_chart")[0].proto.spec)
-        if at.get("plotly_chart") and image_urls(at) and any("finished" in s.value for s in at.subheader):
+        rows.append(chart_rows(at))
+        if any("finished" in s.value for s in at.subheader):
             break
     assert not at.exception, at.exception
-    assert at.get("plotly_chart"), "no loss chart"
-    assert len(set(charts)) >= 2 or "finished" in at.subheader[0].value, "the chart never changed"
-    assert image_urls(at), "no sample grid"
     assert any("finished" in s.value for s in at.subheader)
+    assert rows[-1] > 0 and len(set(rows)) >= 2, f"the chart never filled in: {rows}"
+    assert image_urls(at)[0] != blank, "the sample grid replaced its placeholder"
+    assert any("samples from fixed noise" in img.caption for el in at.get("image") for img in el.proto.imgs)
     assert "step 60 / 60" in at.get("progress")[0].proto.text
     # after the run: the replay slider changes the grid
-    replay = next(s for s in at.slider if s.label == "Snapshot")
+    replay = at.select_slider(key=f"replay-{run_id}")
     last = image_urls(at)
-    replay.set_value(0).run()
+    replay.set_value(replay.options[0]).run()
     assert image_urls(at) != last
     # the finished run of this session can be explored without saving it
     at.switch_page("pages/explore.py").run()
@@ -121,7 +132,7 @@ def test_saving_a_run_makes_it_explorable(tmp_path):
     at.switch_page("pages/explore.py").run()
     at.selectbox(key="explore_ckpt").set_value(f"vae-{run.id} (saved run)").run()
     assert not at.exception, at.exception
-    assert at.get("plotly_chart"), "a 2-D VAE shows its latent map"
+    assert at.get("plotly_chart") or at.get("vega_lite_chart"), "a 2-D VAE shows its latent map"
 
 
 def test_watchers_without_the_key_cannot_control_the_run():
@@ -190,7 +201,7 @@ def test_explore_conditional_digit_picker_and_vae_map():
     assert image_urls(at)[0] != first
     at.selectbox(key="explore_ckpt").set_value("vae2d (shipped)").run()
     assert not at.exception
-    assert at.get("plotly_chart"), "the 2-D VAE shows its latent map"
+    assert at.get("plotly_chart") or at.get("vega_lite_chart"), "the 2-D VAE shows its latent map"
     z1 = next(s for s in at.slider if s.label == "z₁")
     decoded = image_urls(at)[-1]
     z1.set_value(2.0).run()
@@ -254,3 +265,29 @@ def test_two_tabs_of_one_session_share_one_run():
     tab2.run()
     assert any("stopped" in s.value for s in tab2.subheader)
     assert reg.counts()["running"] == 0
+
+
+def test_compare_scores_with_the_metrics_module(monkeypatch):
+    import aigc.metrics
+
+    def fake_evaluate(model, n=10_000, seed=0):
+        return {"fid": 3.5, "fid_floor": 0.5, "fid_ratio": 7.0, "confidence": 0.93, "coverage": 10,
+                "class_hist": [n // 10] * 10, "digits_ok": True, "n": n}
+
+    monkeypatch.setattr(aigc.metrics, "evaluate_model", fake_evaluate)
+    import app_state
+    app_state.evaluate.clear()
+    at = app("pages/compare.py")
+    at.toggle(key="compare_score").set_value(True).run()
+    assert not at.exception, at.exception
+    assert any(m.label == "Fréchet distance" and m.value == "3.5" for m in at.metric)
+    assert len(at.get("vega_lite_chart")) >= 5, "a class histogram per model"
+    app_state.evaluate.clear()
+
+
+def test_map_click_helper_reads_the_selection():
+    import app_common
+
+    assert app_common.map_pick(None) is None
+    assert app_common.map_pick({"selection": {"pick": []}}) is None
+    assert app_common.map_pick({"selection": {"pick": [{"z1": 1.25, "z2": -0.5}]}}) == (1.25, -0.5)
