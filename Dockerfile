@@ -7,11 +7,12 @@ ENV PYTHONUNBUFFERED=1 \
     AIGC_DATA_DIR=/home/user/app/data \
     AIGC_RUNS_DIR=/home/user/app/runs
 
-# Spaces run the container as UID 1000
+# Spaces run the container as UID 1000, with $HOME writable
 RUN useradd --create-home --uid 1000 user
 USER user
 WORKDIR /home/user/app
-ENV PATH=/home/user/.local/bin:$PATH
+ENV HOME=/home/user \
+    PATH=/home/user/.local/bin:$PATH
 
 # PyTorch's CPU-only wheels first (a few hundred MB instead of ~5 GB of CUDA libraries); the pins in
 # requirements.txt are then already satisfied (a +cpu build satisfies ==2.14.1).
@@ -20,10 +21,14 @@ COPY --chown=user requirements.txt .
 RUN pip install --user -r requirements.txt
 
 COPY --chown=user . .
-# fetch MNIST at build time so the first visitor does not wait for the download
-RUN python -c "from aigc import load_mnist; load_mnist(True); load_mnist(False)"
+# fetch MNIST at build time (the builder is online) so the first visitor does not wait for the download
+RUN python -c "from aigc import load_mnist; load_mnist(True); load_mnist(False)" && mkdir -p runs
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:8501/_stcore/health', timeout=4)"
-CMD ["streamlit", "run", "app.py", "--server.port", "8501", "--server.address", "0.0.0.0"]
+# enableXsrfProtection=false: a Space is shown inside an iframe on huggingface.co, where Chrome drops the
+# XSRF cookie as a third-party cookie and every checkpoint upload would fail with 403 (see Hugging Face's
+# "Spaces cookie limitations"). The app has no accounts or secrets for such a check to protect.
+CMD ["streamlit", "run", "app.py", "--server.port", "8501", "--server.address", "0.0.0.0", \
+     "--server.enableXsrfProtection", "false"]

@@ -1,7 +1,8 @@
 """The app in a real browser: `streamlit run app.py` on localhost, driven by Playwright in Debian's Chromium.
 
 Skipped where Chromium or Playwright is missing, unless AIGC_REQUIRE_BROWSER=1 (CI), where it must run.
-Screenshots go to $AIGC_SCREENSHOT_DIR (default: a pytest temp folder).
+Screenshots go to $AIGC_SCREENSHOT_DIR (default: a pytest temp folder). The tests share one server and
+one browser tab and run in file order, like a person going through the app.
 """
 import os
 import shutil
@@ -17,6 +18,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
+CHART = "[data-testid='stVegaLiteChart']"
+TRAIN_STEPS = 100
 
 
 def _require_browser():
@@ -24,12 +27,12 @@ def _require_browser():
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        reason = "playwright is not installed"
+        reason = "playwright is not installed (pip install playwright; the browser is Debian's chromium)"
     if not os.path.exists(CHROMIUM):
-        reason = "Debian's chromium is not installed (apt-get install chromium)"
+        reason = f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)"
     if reason:
         if os.environ.get("AIGC_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"browser test required but {reason}")
+            pytest.fail(f"browser test required (AIGC_REQUIRE_BROWSER=1) but {reason}")
         pytest.skip(reason)
 
 
@@ -49,6 +52,8 @@ def server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(120):
+            if proc.poll() is not None:
+                pytest.fail("streamlit exited: " + (runs / "server.log").read_text()[-2000:])
             try:
                 urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
                 break
@@ -57,12 +62,13 @@ def server(tmp_path_factory):
         else:
             pytest.fail("streamlit did not start: " + (runs / "server.log").read_text()[-2000:])
         yield url
-    finally:
+    finally:                                   # always: the server and its training threads go away
         proc.terminate()
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(5)
         log.close()
 
 
@@ -74,9 +80,12 @@ def page(server):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--no-first-run", "--disable-sync"])
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        yield pg
-        browser.close()
+        try:
+            pg = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+            pg.set_default_timeout(30_000)
+            yield pg
+        finally:
+            browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -92,50 +101,140 @@ def open_page(page, url):
     page.wait_for_selector("[data-testid='stMain'] h1", timeout=60_000)
 
 
+def sidebar_pages(page) -> str:
+    return page.locator("[data-testid='stSidebarNav']").inner_text()
+
+
+def progress_step(page) -> int:
+    text = page.locator("[data-testid='stProgress']").first.inner_text()
+    return int(text.split("step", 1)[1].split("/", 1)[0].replace(",", ""))
+
+
+def test_a_share_link_opened_first_on_a_fresh_server_keeps_the_app_frame(page, server, shots):
+    # the server has served nothing yet: Streamlit's old pages/ mode would run train.py without app.py
+    open_page(page, f"{server}/train?run=nosuchrun")
+    page.get_by_text("no longer on this server").wait_for()
+    nav = sidebar_pages(page)
+    assert "Explore" in nav and "app" not in nav.split(), nav
+    assert "running" in page.locator("[data-testid='stSidebar']").inner_text()
+    page.screenshot(path=str(shots / "train_unknown_run.png"))
+
+
 def test_home_renders(page, server, shots):
     open_page(page, server)
     assert "watch a machine learn" in page.inner_text("h1")
+    page.wait_for_selector("[data-testid='stImage'] img")
     page.screenshot(path=str(shots / "home.png"), full_page=True)
 
 
-def test_train_shows_chart_and_samples(page, server, shots):
+def test_train_live_then_finished(page, server, shots):
     open_page(page, f"{server}/train")
-    page.locator("button[kind='primary']", has_text="Start").click()
-    page.wait_for_url("**run=*", timeout=30_000)
+    steps = page.get_by_role("spinbutton", name="Steps")
+    steps.fill(str(TRAIN_STEPS))
+    steps.press("Enter")
+    page.wait_for_timeout(500)
     started = time.monotonic()
-    page.wait_for_selector(".js-plotly-plot", timeout=90_000)
-    first_chart_s = time.monotonic() - started
-    page.wait_for_selector("[data-testid='stImage'] img", timeout=60_000)
-    page.wait_for_timeout(4000)
+    page.locator("button[kind='primary']", has_text="Start").click()
+    page.wait_for_url("**key=*")
+    page.wait_for_selector(CHART, timeout=60_000)
+    frame_s = time.monotonic() - started
+    page.wait_for_function("() => /step [1-9]/.test(document.querySelector(\"[data-testid='stProgress']\")?.innerText)",
+                           timeout=60_000)
+    first_data_s = time.monotonic() - started
+    print(f"\nchart frame {frame_s:.1f} s, first logged step {first_data_s:.1f} s after pressing Start")
+
+    # steady: over ~3 s of live updates the charts are never unmounted, blanked or resized
+    page.evaluate("""(sel) => {
+        window._removed = 0; window._heights = new Set();
+        new MutationObserver(ms => { for (const m of ms) for (const n of m.removedNodes)
+            if (n.nodeType === 1 && (n.matches?.(sel) || n.querySelector?.(sel))) window._removed++; })
+          .observe(document.body, {childList: true, subtree: true});
+        window._iv = setInterval(() => document.querySelectorAll(sel).forEach(
+            c => window._heights.add(Math.round(c.getBoundingClientRect().height))), 25);
+    }""", CHART)
+    before = progress_step(page)
+    page.wait_for_timeout(3000)
+    removed, heights = page.evaluate("() => { clearInterval(window._iv); return [window._removed, [...window._heights]]; }")
+    assert progress_step(page) > before, "training made progress while we watched"
+    assert removed == 0, f"the live chart was unmounted {removed} times (flicker)"
+    assert 0 not in heights, f"the live chart collapsed: heights {heights}"
     page.screenshot(path=str(shots / "train_running.png"), full_page=True)
-    assert "run " in page.inner_text("[data-testid='stMain']")
-    print(f"first chart update {first_chart_s:.1f} s after Start")
+
+    page.get_by_text("· finished").wait_for(timeout=80_000)
+    page.get_by_text("Replay: the grid at step").wait_for()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shots / "train_finished.png"), full_page=True)
+    share = page.locator("[data-testid='stCode']").first.inner_text().strip()
+    assert "?run=" in share and "key" not in share
+
     # a refresh reattaches to the same run
     run_url = page.url
     page.reload()
     page.wait_for_selector(CONNECTED, timeout=60_000)
-    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.get_by_text("· finished").wait_for()
     assert page.url == run_url
 
+    # the read-only link shows the run without its controls
+    watcher = page.context.new_page()
+    try:
+        watcher.set_viewport_size({"width": 1400, "height": 1100})
+        open_page(watcher, share)
+        watcher.get_by_text("read-only").first.wait_for()
+        watcher.get_by_text(f"step {TRAIN_STEPS} / {TRAIN_STEPS}").wait_for()
+        watcher.wait_for_timeout(500)
+        assert watcher.get_by_role("button", name="New run").count() == 0
+        watcher.screenshot(path=str(shots / "train_watcher.png"))
+    finally:
+        watcher.close()
 
-def test_explore_slider_changes_the_image(page, server, shots):
-    open_page(page, f"{server}/explore")
-    page.wait_for_selector("[data-testid='stImage'] img", timeout=60_000)
-    before = page.locator("[data-testid='stImage'] img").first.get_attribute("src")
+
+def test_explore_the_run_just_trained(page, server, shots):
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Explore").click()      # same session
+    page.get_by_text(f"trained {TRAIN_STEPS} steps").wait_for()   # the first choice: this tab's finished run
+    image = page.locator("[data-testid='stImage'] img").first
+    image.wait_for()
+    before = image.get_attribute("src")
     slider = page.get_by_role("slider").first
     slider.focus()
+    started = time.monotonic()
     for _ in range(15):
         page.keyboard.press("ArrowRight")
-    page.wait_for_timeout(2500)
-    after = page.locator("[data-testid='stImage'] img").first.get_attribute("src")
+    page.wait_for_function("(b) => document.querySelector(\"[data-testid='stImage'] img\").src !== b", arg=before)
+    print(f"\nslider moved -> new image in {time.monotonic() - started:.2f} s")
+    page.wait_for_timeout(1000)
     page.screenshot(path=str(shots / "explore.png"), full_page=True)
-    assert before != after
+
+
+def test_explore_the_2d_vae_map(page, server, shots):
+    open_page(page, f"{server}/explore")
+    page.locator("[data-testid='stSelectbox']").first.click()
+    option = page.get_by_role("option", name="vae2d (shipped)")
+    if option.count() == 0:
+        pytest.skip("no shipped vae2d checkpoint")
+    option.click()
+    page.get_by_text("The whole latent map").wait_for()
+    chart = page.locator(CHART).first
+    chart.wait_for()
+    chart.scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)
+    decoded = page.locator("[data-testid='stImage'] img").last
+    before = decoded.get_attribute("src")
+    box = chart.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.35)
+    page.wait_for_function("(b) => [...document.querySelectorAll(\"[data-testid='stImage'] img\")].pop().src !== b",
+                           arg=before)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shots / "explore_vae2d_map.png"))
 
 
 def test_compare_renders(page, server, shots):
     open_page(page, f"{server}/compare")
-    page.wait_for_selector("[data-testid='stImage'] img", timeout=60_000)
-    assert page.locator("[data-testid='stImage'] img").count() >= 4
+    if page.get_by_text("No shipped checkpoints").count():
+        page.screenshot(path=str(shots / "compare.png"), full_page=True)
+        return
+    page.wait_for_function("() => document.querySelectorAll(\"[data-testid='stImage'] img\").length >= 4",
+                           timeout=60_000)
+    page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "compare.png"), full_page=True)
 
 
@@ -146,6 +245,6 @@ def test_uploading_a_bad_checkpoint_shows_a_clear_error(page, server, shots, tmp
     page.get_by_text("Upload a checkpoint").click()
     page.locator("[data-testid='stFileUploaderDropzoneInput']").set_input_files(str(bad))
     alert = page.locator("[data-testid='stAlert']", has_text="can't be used")
-    alert.wait_for(timeout=30_000)
-    assert "not a readable checkpoint" in alert.inner_text()
-    page.screenshot(path=str(shots / "explore_bad_upload.png"), full_page=True)
+    alert.wait_for()
+    assert "notes.pt" in alert.inner_text() and "not a readable checkpoint" in alert.inner_text()
+    page.screenshot(path=str(shots / "explore_bad_upload.png"))
