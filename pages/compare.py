@@ -18,7 +18,7 @@ if not shipped:
 can_score = app_common.metrics_available()
 c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
 seed = c1.number_input("Seed", 0, 1_000_000, 0, help="Change it to see other samples from every model.")
-score = c2.toggle("Score each model (about 10 s per model, once per server)", value=False, key="compare_score",
+score = c2.toggle("Score each model (a few seconds per model, once per server)", value=False, key="compare_score",
                   disabled=not can_score,
                   help=None if can_score else "The metrics module (aigc.metrics) is not available on this server.")
 

@@ -27,6 +27,8 @@ if source == "Upload a checkpoint":
             model_key = f"upload-{upload.file_id}"
         except CheckpointError as exc:
             st.error(f"That file can't be used: {exc}")
+        except Exception as exc:           # an untrusted file: whatever goes wrong, say so and carry on
+            st.error(f"That file can't be used: {type(exc).__name__}: {exc}")
 elif choices:
     label = st.selectbox("Checkpoint", list(choices), key="explore_ckpt",
                          help="Shipped models, runs saved on this server, and the runs you finished in this tab.")

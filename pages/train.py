@@ -125,7 +125,7 @@ def live():
         f"{log.get('seconds', 0):.0f} s of training"))
     chart, samples = st.columns([1, 1], gap="medium")
     with chart:       # drawn from the start (empty axes over the whole run): nothing jumps when data arrives
-        panels = app_common.live_chart(run.id, len(view.history.get("step", [])),
+        panels = app_common.live_chart(run.id, view.model, len(view.history.get("step", [])),
                                        st.session_state.get(app_common.SMOOTHING, 0.8), view.target_step,
                                        view.history)
         for spec, rows in panels:                  # stacked: time runs left to right over the full width
@@ -146,9 +146,9 @@ def live():
         else:
             st.image(app_common.blank_grid(), width="stretch",
                      caption="waiting in the queue…" if view.status == "queued" else "preparing the first samples…")
-    if not view.active and st.session_state.get("_was_active_" + run.id, True):
+    if not view.active and st.session_state.get("_was_active_" + run.id, False):
         st.session_state["_was_active_" + run.id] = False
-        st.rerun()        # refresh the whole page once: replay, save and download appear
+        st.rerun()        # it just ended under our eyes: refresh the whole page once (replay, save, download)
     if view.active:
         st.session_state["_was_active_" + run.id] = True
 
