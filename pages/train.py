@@ -133,7 +133,7 @@ def live():
     with samples:
         if view.grid is not None:
             grid_step = view.snapshot_steps[-1] if view.snapshot_steps else view.step
-            st.image(app_common.grid_png(run.id, grid_step, view.grid), width="stretch",
+            st.image(app_common.grid_png(run.id, grid_step, view.grid), width="stretch", output_format="PNG",
                      caption=f"{len(view.grid)} samples from fixed noise, step {grid_step}")
             score = app_common.quick_score(run.id, grid_step, view.grid)
             if score is not None:
@@ -144,7 +144,7 @@ def live():
                             help="A digit classifier (≥ 99% accurate on real digits) reads the grid: mean "
                                  "top-class probability, and how many of the ten digits it sees.")
         else:
-            st.image(app_common.blank_grid(), width="stretch",
+            st.image(app_common.blank_grid(), width="stretch", output_format="PNG",
                      caption="waiting in the queue…" if view.status == "queued" else "preparing the first samples…")
     if not view.active and st.session_state.get("_was_active_" + run.id, False):
         st.session_state["_was_active_" + run.id] = False
@@ -171,7 +171,7 @@ with left:
                               key=f"replay-{run.id}", help="Drag to replay the fixed-noise grid through training.")
     step, pixels = run.snapshot(view.snapshot_steps.index(chosen))
     png = app_common.grid_png(run.id, step, pixels)
-    st.image(png, width="stretch", caption=f"step {step}")
+    st.image(png, width="stretch", caption=f"step {step}", output_format="PNG")   # as is: no JPEG re-encode
     d1, d2 = st.columns(2)
     d1.download_button("PNG of this grid", png, file_name=f"{view.model}-{run.id}-step{step}.png",
                        mime="image/png", key="png", icon=":material/download:", on_click="ignore")
