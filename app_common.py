@@ -227,6 +227,12 @@ def warm_up() -> bool:
     does not wait for them (~2-3 s on a small CPU) and the first live score is instant."""
     import threading
 
+    # torchvision (and the torch._dynamo it pulls in) is imported here, on the script thread, not in the
+    # worker: importing it calls ast.parse many times, and on CPython 3.11 two threads in ast.parse at
+    # once can fail with "SystemError: AST constructor recursion depth mismatch" (cpython gh-106905), as
+    # Streamlit's first parse of a page script did against a background import.
+    import torchvision.datasets  # noqa: F401
+
     def work():
         try:
             from aigc import load_mnist
