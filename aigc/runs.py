@@ -115,7 +115,10 @@ class Run:
         with self.lock:
             self.grid = pixels
             self.step = trainer.step
-            self.snapshots.append((trainer.step, pixels))
+            if self.snapshots and self.snapshots[-1][0] == trainer.step:
+                self.snapshots[-1] = (trainer.step, pixels)      # redrawn at the same step (VAE's fitted prior)
+            else:
+                self.snapshots.append((trainer.step, pixels))
             if len(self.snapshots) > self.max_snapshots:
                 # thin evenly, keeping the first and the newest, so the replay spans the whole run
                 self.snapshots = self.snapshots[:-1:2] + [self.snapshots[-1]]

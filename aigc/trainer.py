@@ -210,6 +210,10 @@ class Trainer:
                     break
             if self.status == "running":
                 self.status = "stopped" if self._stop.is_set() else "finished"
+                if self.model.finish_training(self.data):       # it changed how it samples: redraw the grid
+                    self.fixed_labels = self.model.default_labels(self.config.num_samples)
+                    self.samples = self.sample_fixed()
+                    self.trigger("on_samples")
         except Exception as exc:  # out of memory, a bad device: report it, keep the last good weights
             self._restore(good)
             self.status = "failed"

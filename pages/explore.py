@@ -119,7 +119,7 @@ def latent_map():
         x = st.slider("z₁", -4.0, 4.0, step=0.1, key="z1")
         y = st.slider("z₂", -4.0, 4.0, step=0.1, key="z2")
         with torch.no_grad():
-            decoded = model.sample(torch.tensor([[x, y]], dtype=torch.float32))
+            decoded = model.decode(torch.tensor([[x, y]], dtype=torch.float32))     # the map is the latent space itself
         app_state.image(grid(decoded, nrow=1, pad=0, scale=12), width=336, caption=f"decoded at ({x:.1f}, {y:.1f})")
     with c1:
         st.vega_lite_chart(app_common.latent_map_rows(model_key, coords, digits, (x, y)),

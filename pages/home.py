@@ -14,7 +14,7 @@ with intro:
         "<p style='font-size:1.3rem'>Pick a generative model, train it live on MNIST's 60,000 handwritten "
         "digits, and explore what it learned.</p>", unsafe_allow_html=True)
     st.markdown("### 1 · Train\nChoose a model and press **Start**. Losses and a grid of samples update a few "
-                "times a second; digits appear within a minute on a laptop CPU.")
+                "times a second; digits appear after about half a minute of training on a 2-core CPU.")
     st.markdown("### 2 · Explore\nMove sliders to walk through the model's *latent space*: make strokes thicker, "
                 "lean the digit, morph one sample into another.")
     st.markdown("### 3 · Compare\nSee the shipped models side by side on the same random seeds, with quality "
@@ -65,7 +65,10 @@ with right:
     st.markdown(
         "A **variational autoencoder (VAE)** learns the same kind of space from the other side: an encoder "
         "maps each digit to an address, a decoder draws it back, and a KL term keeps addresses close to a "
-        "standard normal so that random ones decode to digits. With a 2-D latent you can see the whole map.")
+        "standard normal so that random ones decode to digits. The fit is loose — random addresses often fall "
+        "between the digits and decode to smudges — so when training ends, aigc fits one Gaussian per digit to "
+        "where the encoder put the training digits and draws from those: you pick the digit, as with the "
+        "conditional GAN. With a 2-D latent you can see the whole map.")
 
 st.divider()
 st.subheader("The models")

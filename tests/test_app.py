@@ -206,6 +206,11 @@ def test_explore_conditional_digit_picker_and_vae_map():
     decoded = image_urls(at)[-1]
     z1.set_value(2.0).run()
     assert image_urls(at)[-1] != decoded
+    # the shipped VAE samples from its per-digit prior: it too takes the digit to draw
+    at.selectbox(key="explore_ckpt").set_value("vae (shipped)").run()
+    first = image_urls(at)[0]
+    at.radio(key="digit").set_value(2).run()
+    assert not at.exception and image_urls(at)[0] != first
 
 
 def test_explore_upload_corrupt_and_good_checkpoints():

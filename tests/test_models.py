@@ -52,10 +52,53 @@ def test_cgan_draws_the_digit_it_is_told():
     assert model.conditional and not torch.allclose(a, b)
 
 
+def test_packed_dcgan_discriminator_judges_samples_in_groups(mnist):
+    torch.manual_seed(0)
+    model = build_model("dcgan", {"pack": 2})
+    x, y = mnist.batch(torch.arange(13))                  # an odd batch: the odd one out is left unjudged
+    assert model.discriminate(x).shape == (6,)
+    assert model.discriminator.features[0].in_channels == 2
+    opts = model.configure_optimizers(2e-4, (0.5, 0.999))
+    metrics = model.train_step(x, y, opts, autocast(torch.device("cpu")))
+    assert all(math.isfinite(v.item()) for v in metrics.values())
+
+
 def test_vae_encode_and_two_d_latent():
     model = build_model("vae", {"latent_dim": 2})
     mu, logvar = model.encode(torch.zeros(3, 1, 28, 28))
     assert mu.shape == logvar.shape == (3, 2)
+
+
+def test_vae_fitted_prior_is_each_digits_gaussian_and_makes_it_conditional(mnist):
+    from aigc.data import MNISTTensors
+
+    torch.manual_seed(0)
+    model = build_model("vae", {"latent_dim": 3, "hidden": 64}).eval()
+    assert not model.conditional and model.default_labels(4) is None
+    data = MNISTTensors(mnist.images[:600], mnist.labels[:600])
+    model.fit_prior(data)
+    assert model.conditional and model.default_labels(4).tolist() == [0, 1, 2, 3]
+    with torch.no_grad():
+        means = model.encode(data.batch(torch.arange(600))[0])[0]                  # (600, 3)
+    sevens = means[data.labels == 7]
+    torch.testing.assert_close(model.prior_mean[7], sevens.mean(0))
+    scale = model.prior_scale_tril[7]
+    torch.testing.assert_close(scale @ scale.T, torch.cov(sevens.T) + 1e-4 * torch.eye(3), atol=1e-5, rtol=1e-4)
+    # z = 0 decodes each digit's mean; the label picks which
+    z = torch.zeros(2, 3)
+    torch.testing.assert_close(model.sample(z, torch.tensor([7, 2])), model.decode(model.prior_mean[[7, 2]]))
+    assert not torch.allclose(model.sample(z[:1], torch.tensor([7])), model.sample(z[:1], torch.tensor([2])))
+
+
+def test_vae_checkpoint_from_before_the_prior_loads_unfitted():
+    model = build_model("vae", {"latent_dim": 2})
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("prior_")}
+    fresh = build_model("vae", {"latent_dim": 2})
+    fresh.prior_fitted.fill_(True)
+    fresh.load_state_dict(state, strict=True)
+    assert not fresh.conditional
+    z = torch.randn(3, 2)
+    torch.testing.assert_close(fresh.sample(z), model.decode(z))
 
 
 @pytest.mark.parametrize("name,args,match", [

@@ -82,3 +82,13 @@ def test_huge_learning_rate_ends_as_diverged_or_finite(mnist):
 def test_max_seconds_stops_early(mnist):
     trainer = Trainer(TrainConfig.for_model("vae", steps=100_000, max_seconds=0.5, log_every=5), data=mnist)
     assert trainer.run() == "finished" and trainer.step < 100_000
+
+
+def test_a_finished_vae_run_fits_its_prior_and_redraws_the_grid(mnist):
+    trainer = Trainer(TrainConfig.for_model("vae", **TINY), data=mnist)
+    assert trainer.fixed_labels is None                      # N(0, I) while training
+    grids = []
+    trainer.add_callback("on_samples", lambda t: grids.append((t.step, t.samples.clone())))
+    assert trainer.run() == "finished"
+    assert trainer.model.conditional and trainer.fixed_labels.tolist() == list(range(8))
+    assert grids[-1][0] == grids[-2][0] == 6 and not torch.equal(grids[-1][1], grids[-2][1])

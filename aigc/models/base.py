@@ -88,6 +88,12 @@ class GenerativeModel(nn.Module):
         """One optimisation step on x (b, 1, 28, 28) in [-1, 1] with labels y (b,); returns detached scalars."""
         raise NotImplementedError
 
+    def finish_training(self, data) -> bool:
+        """Called once when a run ends with usable weights (finished or stopped), with the training data
+        (an MNISTTensors); a model that fits something after training (the VAE's prior) does it here.
+        Returns True if that changed what sample() draws."""
+        return False
+
 
 class GAN(GenerativeModel):
     """A generator G and a discriminator D trained with the non-saturating GAN loss.
@@ -141,18 +147,16 @@ class GAN(GenerativeModel):
         b = x.shape[0]
         labels = y if self.conditional else None
         z = torch.randn(b, self.latent_dim, device=x.device)
-        ones = torch.ones(b, device=x.device)
-        zeros = torch.zeros(b, device=x.device)
 
         ############################
         # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
         ###########################
         with autocast:
             fake = self.generate(self.generator, z, labels)        # (b, 1, 28, 28)
-            logits_real = self.discriminate(x, labels).float()     # (b,)
+            logits_real = self.discriminate(x, labels).float()     # (b,), or fewer for a packing D
             logits_fake = self.discriminate(fake.detach(), labels).float()
-            loss_d = (F.binary_cross_entropy_with_logits(logits_real, ones)
-                      + F.binary_cross_entropy_with_logits(logits_fake, zeros))
+            loss_d = (F.binary_cross_entropy_with_logits(logits_real, torch.ones_like(logits_real))
+                      + F.binary_cross_entropy_with_logits(logits_fake, torch.zeros_like(logits_fake)))
         optimizers["d"].zero_grad(set_to_none=True)
         loss_d.backward()
         optimizers["d"].step()
@@ -162,7 +166,7 @@ class GAN(GenerativeModel):
         ###########################
         with autocast:
             logits_gen = self.discriminate(fake, labels).float()
-            loss_g = F.binary_cross_entropy_with_logits(logits_gen, ones)
+            loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
         optimizers["g"].zero_grad(set_to_none=True)
         loss_g.backward()
         optimizers["g"].step()
