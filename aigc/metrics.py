@@ -240,7 +240,8 @@ def _reference_stats(classifier: MNISTClassifier, n: int, seed: int, root: str) 
     train_feats, _ = classify(train.batch(pick)[0], classifier)
     mu, sigma = feature_stats(test_feats)
     floor = frechet_distance(*feature_stats(train_feats), mu, sigma)
-    return {"mu": mu, "sigma": sigma, "floor": floor}
+    class_freq = torch.bincount(train.labels.cpu(), minlength=NUM_CLASSES).double() / len(train)   # p(y), (10,)
+    return {"mu": mu, "sigma": sigma, "floor": floor, "class_freq": class_freq}
 
 
 def score_probabilities(probs: torch.Tensor) -> dict:
@@ -260,9 +261,11 @@ def quick_score(images: torch.Tensor, classifier: MNISTClassifier | None = None)
 
 
 @torch.no_grad()
-def generate(model: GenerativeModel, n: int, seed: int = 0, batch: int = 1000) -> torch.Tensor:
-    """n samples (n, 1, 28, 28) on the CPU, in eval mode (GANs: the averaged generator); a conditional
-    model gets labels drawn uniformly from 0..9. The model's train/eval mode is restored."""
+def generate(model: GenerativeModel, n: int, seed: int = 0, batch: int = 1000,
+             class_freq: torch.Tensor | None = None) -> torch.Tensor:
+    """n samples (n, 1, 28, 28) on the CPU, in eval mode (GANs: the averaged generator). A conditional
+    model draws x ~ p(x | y) with y ~ class_freq (MNIST's own label frequencies when scoring, so the
+    samples follow p(x) = Σ p(y) p(x | y) like the data; uniform if None). Train/eval mode is restored."""
     was_training = model.training
     model.eval()
     g = torch.Generator().manual_seed(seed)
@@ -270,7 +273,10 @@ def generate(model: GenerativeModel, n: int, seed: int = 0, batch: int = 1000) -
     for start in range(0, n, batch):
         b = min(batch, n - start)
         z = model.make_noise(b, generator=g)                                            # (b, latent)
-        labels = torch.randint(0, NUM_CLASSES, (b,), generator=g).to(z.device) if model.conditional else None
+        labels = None
+        if model.conditional:
+            freq = class_freq if class_freq is not None else torch.ones(NUM_CLASSES)
+            labels = torch.multinomial(freq.float(), b, replacement=True, generator=g).to(z.device)   # (b,)
         out.append(model.sample(z, labels).float().cpu())
     model.train(was_training)
     return torch.cat(out)
@@ -284,8 +290,8 @@ def evaluate_model(model: GenerativeModel, n: int = 10_000, batch: int = 1000, s
     The classifier runs on the model's device unless one is given. Use n = 10,000 for numbers to
     compare: with fewer samples the covariance estimate is noisier and the distance biased upwards."""
     classifier = classifier if classifier is not None else load_classifier(device=model.device)
-    feats, probs = classify(generate(model, n, seed, batch), classifier, batch)
     ref = reference_stats(classifier)
+    feats, probs = classify(generate(model, n, seed, batch, ref["class_freq"]), classifier, batch)
     fid = frechet_distance(*feature_stats(feats), ref["mu"], ref["sigma"])
     return {"fid": fid, "fid_floor": ref["floor"], "fid_ratio": fid / ref["floor"], "n": n,
             **score_probabilities(probs)}

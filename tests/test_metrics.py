@@ -81,6 +81,22 @@ def test_shipped_cgan_is_close_to_real_data():
     assert scores["coverage"] == 10 and scores["confidence"] > 0.95 and scores["fid_ratio"] < 20
 
 
+def test_conditional_samples_are_scored_at_mnists_own_class_frequencies(mnist):
+    from aigc.metrics import generate
+
+    freq = reference_stats()["class_freq"]
+    counts = torch.bincount(mnist.labels, minlength=10)
+    torch.testing.assert_close(freq, counts.double() / counts.sum())
+    assert counts[1] == counts.max() and counts[5] == counts.min()         # MNIST: most 1s, fewest 5s
+    model = build_model("cgan").eval()
+    only_threes = torch.zeros(10)
+    only_threes[3] = 1
+    z = model.make_noise(6, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.sample(z, torch.full((6,), 3))
+    torch.testing.assert_close(generate(model, 6, seed=0, class_freq=only_threes), expected)
+
+
 def test_slerp_keeps_the_norm_and_ends_at_the_ends():
     z0, z1 = torch.randn(64), torch.randn(64)
     t = torch.linspace(0, 1, 7)
