@@ -23,10 +23,10 @@ from aigc import MODELS, TrainConfig, Trainer, configure_threads, describe_devic
 from aigc.metrics import evaluate_model, generate, quick_score  # noqa: E402
 
 
-def bench(name: str, marks: list[float], every: float, data, n_eval: int) -> dict:
+def bench(name: str, marks: list[float], every: float, data, n_eval: int, overrides: dict | None = None) -> dict:
     """Trains in slices: raise max_seconds, run() again (it continues where it stopped), score in between,
     so scoring never counts as training time. Checks every `every` training seconds and at each mark."""
-    trainer = Trainer(TrainConfig.for_model(name, steps=100_000), data=data)
+    trainer = Trainer(TrainConfig.for_model(name, **{"steps": 100_000, **(overrides or {})}), data=data)
     checks = sorted({round(every * k, 6) for k in range(1, int(marks[-1] / every) + 1)} | set(marks))
     first_ok, scores = None, {}
     for t in checks:
@@ -50,12 +50,16 @@ def main():
     p.add_argument("--marks", default="30,60,120", help="training seconds at which to take the Fréchet distance")
     p.add_argument("--every", type=float, default=2.0, help="training seconds between digit checks")
     p.add_argument("--n", type=int, default=10_000, help="samples for the Fréchet distance at each mark")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the recipe, e.g. --set batch_size=64 --set lr=1e-3 (repeatable)")
     args = p.parse_args()
+    overrides = {k: float(v) if k in ("lr", "beta1", "beta2") else int(v)
+                 for k, v in (item.split("=", 1) for item in args.set)}
     marks = sorted(float(m) for m in args.marks.split(","))
     threads = configure_threads()
     device = pick_device()
     data = load_mnist(train=True, device=device)
-    results = {name: bench(name, marks, args.every, data, args.n) for name in args.model or list(MODELS)}
+    results = {name: bench(name, marks, args.every, data, args.n, overrides) for name in args.model or list(MODELS)}
 
     floor = next((s["fid_floor"] for r in results.values() for s in r["scores"].values()), float("nan"))
     print(f"\n{describe_device(device)}, {threads} torch threads, torch {torch.__version__}, "
