@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
-from aigc import MODELS, TrainConfig, Trainer, configure_threads, describe_device, load_mnist, pick_device  # noqa: E402
+from aigc import LIMITS, MODELS, TrainConfig, Trainer, configure_threads, describe_device, load_mnist, pick_device  # noqa: E402
 from aigc.metrics import evaluate_model, generate, quick_score  # noqa: E402
 
 
@@ -53,8 +53,12 @@ def main():
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override the recipe, e.g. --set batch_size=64 --set lr=1e-3 (repeatable)")
     args = p.parse_args()
-    overrides = {k: float(v) if k in ("lr", "beta1", "beta2") else int(v)
-                 for k, v in (item.split("=", 1) for item in args.set)}
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in LIMITS:
+            p.error(f"--set {item}: {key!r} is not a training setting; choose one of {', '.join(LIMITS)}")
+        overrides[key] = LIMITS[key][2](value)        # the setting's own type; TrainConfig checks its range
     marks = sorted(float(m) for m in args.marks.split(","))
     threads = configure_threads()
     device = pick_device()

@@ -54,9 +54,14 @@ class VAE(GenerativeModel):
             nn.Linear(c.hidden, 784), nn.Unflatten(1, (1, 28, 28)),          # (b, 1, 28, 28) logits
         )
         # per-digit Gaussians over the latent space, set by fit_prior(); until then samples use N(0, I)
-        self.register_buffer("prior_mean", torch.zeros(NUM_CLASSES, c.latent_dim))                   # (10, d)
-        self.register_buffer("prior_scale_tril", torch.eye(c.latent_dim).repeat(NUM_CLASSES, 1, 1))  # (10, d, d)
-        self.register_buffer("prior_fitted", torch.zeros((), dtype=torch.bool))
+        for name, value in self._unfitted_prior().items():
+            self.register_buffer(name, value)
+
+    def _unfitted_prior(self) -> dict[str, torch.Tensor]:
+        d = self.config.latent_dim
+        return {"prior_mean": torch.zeros(NUM_CLASSES, d),                           # (10, d)
+                "prior_scale_tril": torch.eye(d).repeat(NUM_CLASSES, 1, 1),          # (10, d, d)
+                "prior_fitted": torch.zeros((), dtype=torch.bool)}
 
     @property
     def conditional(self) -> bool:
@@ -64,10 +69,8 @@ class VAE(GenerativeModel):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # checkpoints written before the fitted prior existed load as unfitted (samples from N(0, I))
-        for name, default in (("prior_mean", self.prior_mean), ("prior_scale_tril", self.prior_scale_tril),
-                              ("prior_fitted", torch.zeros((), dtype=torch.bool))):
-            if prefix + name not in state_dict:
-                state_dict[prefix + name] = default.clone()
+        for name, default in self._unfitted_prior().items():
+            state_dict.setdefault(prefix + name, default)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
