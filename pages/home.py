@@ -66,9 +66,10 @@ with right:
         "A **variational autoencoder (VAE)** learns the same kind of space from the other side: an encoder "
         "maps each digit to an address, a decoder draws it back, and a KL term keeps addresses close to a "
         "standard normal so that random ones decode to digits. The fit is loose — random addresses often fall "
-        "between the digits and decode to smudges — so when training ends, aigc fits one Gaussian per digit to "
-        "where the encoder put the training digits and draws from those: you pick the digit, as with the "
-        "conditional GAN. With a 2-D latent you can see the whole map.")
+        "between the digits and decode to smudges — so when training ends, aigc fits a mixture of Gaussians "
+        "per digit to where the encoder put the training digits and draws from those (you pick the digit, "
+        "as with the conditional GAN), and sharpens the decoder's blurred edges until its digits have as "
+        "many grey pixels as real ones. With a 2-D latent you can see the whole map.")
 
 st.divider()
 st.subheader("The models")

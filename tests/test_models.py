@@ -73,7 +73,7 @@ def test_vae_fitted_prior_is_each_digits_gaussian_and_makes_it_conditional(mnist
     from aigc.data import MNISTTensors
 
     torch.manual_seed(0)
-    model = build_model("vae", {"latent_dim": 3, "hidden": 64}).eval()
+    model = build_model("vae", {"latent_dim": 3, "hidden": 64, "prior_components": 1}).eval()
     assert not model.conditional and model.default_labels(4) is None
     data = MNISTTensors(mnist.images[:600], mnist.labels[:600])
     model.fit_prior(data)
@@ -81,24 +81,98 @@ def test_vae_fitted_prior_is_each_digits_gaussian_and_makes_it_conditional(mnist
     with torch.no_grad():
         means = model.encode(data.batch(torch.arange(600))[0])[0]                  # (600, 3)
     sevens = means[data.labels == 7]
-    torch.testing.assert_close(model.prior_mean[7], sevens.mean(0))
-    scale = model.prior_scale_tril[7]
-    torch.testing.assert_close(scale @ scale.T, torch.cov(sevens.T) + 1e-4 * torch.eye(3), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(model.prior_mean[7, 0], sevens.mean(0))
+    scale = model.prior_scale_tril[7, 0]
+    torch.testing.assert_close(scale @ scale.T, torch.cov(sevens.T, correction=0) + 1e-4 * torch.eye(3),
+                               atol=1e-5, rtol=1e-4)
     # z = 0 decodes each digit's mean; the label picks which
     z = torch.zeros(2, 3)
-    torch.testing.assert_close(model.sample(z, torch.tensor([7, 2])), model.decode(model.prior_mean[[7, 2]]))
+    torch.testing.assert_close(model.sample(z, torch.tensor([7, 2])), model.decode(model.prior_mean[[7, 2], 0]))
     assert not torch.allclose(model.sample(z[:1], torch.tensor([7])), model.sample(z[:1], torch.tensor([2])))
+
+
+def test_gaussian_mixture_em_finds_the_clusters():
+    from aigc.models.vae import fit_gaussian_mixture
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(3000, 2, generator=g) * 0.5 + torch.tensor([4.0, 0.0])
+    b = torch.randn(1000, 2, generator=g) @ torch.tensor([[1.0, 0.0], [0.8, 0.6]]) - 4.0
+    weight, mean, scale_tril = fit_gaussian_mixture(torch.cat([a, b]), 2, generator=g)
+    i = int(mean[:, 0].argmax())             # the component at x = +4
+    torch.testing.assert_close(weight[[i, 1 - i]], torch.tensor([0.75, 0.25]), atol=0.01, rtol=0)
+    torch.testing.assert_close(mean[i], a.mean(0), atol=0.02, rtol=0)
+    torch.testing.assert_close(mean[1 - i], b.mean(0), atol=0.02, rtol=0)
+    cov_b = scale_tril[1 - i] @ scale_tril[1 - i].T
+    torch.testing.assert_close(cov_b, torch.cov(b.T), atol=0.08, rtol=0)
+
+
+def test_vae_mixture_prior_turns_standard_noise_into_exact_mixture_draws():
+    model = build_model("vae", {"latent_dim": 2, "prior_components": 3}).eval()
+    model.prior_weight[4] = torch.tensor([0.2, 0.5, 0.3])
+    model.prior_mean[4] = torch.tensor([[-20.0, 0.0], [0.0, 0.0], [20.0, 0.0]])
+    model.prior_scale_tril[4] = torch.diag(torch.tensor([2.0, 0.5])).expand(3, 2, 2)
+    model.prior_fitted.fill_(True)
+    z = torch.randn(40_000, 2, generator=torch.Generator().manual_seed(0))
+    codes = model.prior_latent(z, torch.full((40_000,), 4))                            # (n, 2)
+    comp = torch.bucketize(codes[:, 0].contiguous(), torch.tensor([-10.0, 10.0]))                 # which cluster each fell in
+    torch.testing.assert_close(torch.bincount(comp) / 40_000., torch.tensor([0.2, 0.5, 0.3]), atol=0.01, rtol=0)
+    for j, centre in enumerate((-20.0, 0.0, 20.0)):
+        inside = codes[comp == j] - torch.tensor([centre, 0.0])
+        torch.testing.assert_close(inside.mean(0), torch.zeros(2), atol=0.06, rtol=0)
+        torch.testing.assert_close(inside.std(0), torch.tensor([2.0, 0.5]), atol=0.05, rtol=0)
+    # a small step in z almost always moves the code a little (sliders move the image a little). Near the
+    # edge of a slice, the component's far tail, z₀ is stretched by up to 1 / weight or jumps components.
+    moved = (model.prior_latent(z[:1000] + 1e-3, torch.full((1000,), 4)) - codes[:1000]).norm(dim=1)
+    assert (moved < 0.1).float().mean() > 0.97
+
+
+def test_vae_sharpness_matches_the_share_of_grey_pixels(mnist):
+    from aigc.data import MNISTTensors
+
+    torch.manual_seed(0)
+    model = build_model("vae", {"latent_dim": 3, "hidden": 64}).eval()
+    data = MNISTTensors(mnist.images[:500], mnist.labels[:500])
+    opts = model.configure_optimizers(1e-3, (0.9, 0.999))
+    model.train()
+    for _ in range(60):
+        model.train_step(*data.batch(torch.randint(0, 500, (64,))), opts, autocast(torch.device("cpu")))
+    model.eval()
+    factor = model.fit_sharpness(data)
+    x = data.batch(torch.arange(500))[0]
+    with torch.no_grad():
+        logits = model.decode_logits(model.encode(x)[0])
+
+    def grey(p):
+        return ((p > 0.1) & (p < 0.9)).float().mean().item()
+
+    target = grey((x + 1) / 2)
+    assert 1.0 < factor < 16.0 and model.decoder_sharpness.item() == factor
+    assert grey(torch.sigmoid(logits * factor)) <= target < grey(torch.sigmoid(logits * (factor - 0.01)))
+    torch.testing.assert_close(model.decode(model.encode(x[:4])[0]), torch.sigmoid(logits[:4] * factor) * 2 - 1)
 
 
 def test_vae_checkpoint_from_before_the_prior_loads_unfitted():
     model = build_model("vae", {"latent_dim": 2})
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("prior_")}
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("prior_", "decoder_sharpness"))}
     fresh = build_model("vae", {"latent_dim": 2})
     fresh.prior_fitted.fill_(True)
     fresh.load_state_dict(state, strict=True)
     assert not fresh.conditional
     z = torch.randn(3, 2)
     torch.testing.assert_close(fresh.sample(z), model.decode(z))
+
+
+def test_vae_checkpoint_with_one_gaussian_per_digit_loads_as_that_gaussian():
+    model = build_model("vae", {"latent_dim": 2})
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith(("prior_", "decoder_sharpness"))}
+    mean, scale_tril = torch.randn(10, 2), torch.tensor([[1.5, 0.0], [0.3, 0.2]]).repeat(10, 1, 1)
+    state.update(prior_mean=mean, prior_scale_tril=scale_tril, prior_fitted=torch.tensor(True))
+    fresh = build_model("vae", {"latent_dim": 2})
+    fresh.load_state_dict(state, strict=True)
+    assert fresh.conditional and fresh.decoder_sharpness.item() == 1.0
+    z, labels = torch.randn(5, 2), torch.tensor([0, 3, 3, 9, 1])
+    expected = mean[labels] + (scale_tril[labels] @ z.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(fresh.sample(z, labels), model.decode(expected), atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("name,args,match", [
