@@ -204,3 +204,15 @@ def test_bad_train_settings_are_named(field, value, match):
 
 def test_limits_at_their_edges_are_accepted():
     TrainConfig.for_model("vae", lr=0.1, batch_size=8, steps=1, model_args={"latent_dim": 1}).validate()
+
+
+def test_gan_without_weight_averaging_keeps_no_copy_and_loads_files_that_kept_one():
+    averaged = build_model("cgan", {"width": 8, "ema_decay": 0.5})
+    plain = build_model("cgan", {"width": 8, "ema_decay": 0})
+    assert not any(k.startswith("generator_ema.") for k in plain.state_dict())
+    assert sum(p.numel() for p in plain.state_dict().values()) < sum(p.numel() for p in averaged.state_dict().values())
+    old_file = averaged.state_dict()              # a file from when the unused copy was still saved
+    plain.load_state_dict(old_file, strict=True)
+    z, labels = torch.randn(2, 64), torch.tensor([1, 8])
+    averaged.eval()
+    torch.testing.assert_close(plain.eval().sample(z, labels), averaged.generate(averaged.generator, z, labels))

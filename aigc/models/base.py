@@ -110,9 +110,17 @@ class GAN(GenerativeModel):
     def init_ema(self) -> None:
         """An exponential moving average of G's weights (Yazici et al. 2019, 'The Unusual Effectiveness of
         Averaging in GAN Training'): it smooths out the oscillation of adversarial training, so samples
-        are cleaner and the live grid flickers less. Subclasses call this once G is built."""
-        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
-        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+        are cleaner and the live grid flickers less. Subclasses call this once G is built; with
+        ema_decay = 0 there is no copy, so a checkpoint carries G once."""
+        if self.config.ema_decay > 0:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if self.config.ema_decay == 0:      # files written when an unused copy was still kept: drop it
+            for key in [k for k in state_dict if k.startswith((prefix + "generator_ema.", prefix + "ema_updates"))]:
+                del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def update_ema(self) -> None:
