@@ -40,6 +40,7 @@ class ProgressBar:
         self.stream, self.width, self.every = stream, width, every
         self.tty = stream.isatty()
         self._last = 0.0
+        self._closed = False
 
     def __call__(self, trainer: Trainer) -> None:
         log = trainer.last_log
@@ -57,8 +58,9 @@ class ProgressBar:
             self._last = now
 
     def close(self):
-        if self.tty:
+        if self.tty and not self._closed:
             self.stream.write("\n")
+        self._closed = True
 
 
 def cmd_train(args) -> int:
@@ -89,6 +91,7 @@ def cmd_train(args) -> int:
           f"{config.steps} steps of {config.batch_size}", file=sys.stderr)
     bar = ProgressBar()
     trainer.add_callback("on_log", bar)
+    trainer.add_callback("on_finishing", lambda t: (bar.close(), print(t.model.finishing_note, file=sys.stderr)))
     if samples_dir is not None:
         samples_dir.mkdir(parents=True, exist_ok=True)
         trainer.add_callback("on_samples", lambda t: (samples_dir / f"step{t.step:06d}.png").write_bytes(

@@ -26,7 +26,7 @@ from .device import pick_device
 from .images import to_uint8
 from .trainer import TrainConfig, Trainer
 
-ACTIVE = ("queued", "running", "paused")
+ACTIVE = ("queued", "running", "paused", "finishing")
 DONE = ("finished", "stopped", "diverged", "failed", "cancelled")
 
 
@@ -286,7 +286,8 @@ class RunRegistry:
         try:
             trainer = self._make_trainer(run)
             for event, fn in (("on_log", run._on_log), ("on_samples", run._on_samples),
-                              ("on_pause", run._on_status), ("on_end", run._on_status)):
+                              ("on_pause", run._on_status), ("on_finishing", run._on_status),
+                              ("on_end", run._on_status)):
                 trainer.add_callback(event, fn)
             with run.lock:
                 run.trainer = trainer

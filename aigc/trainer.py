@@ -1,7 +1,7 @@
 """One training loop for every model (minGPT's Trainer): it knows no model, only the interface.
 
 It reports through callbacks — 'on_log' (smoothed metrics, speed, ETA), 'on_samples' (a grid from
-fixed noise), 'on_end' — so the CLI can print and the app can draw from the same loop. pause(),
+fixed noise), 'on_pause', 'on_finishing' (a model fits something after training), 'on_end' — so the CLI can print and the app can draw from the same loop. pause(),
 resume() and stop() may be called from any thread. A loss that turns NaN/inf ends the run and puts
 back the last weights that were seen finite.
 """
@@ -101,7 +101,7 @@ class Trainer:
             self.history.setdefault(key, [])
         self.samples: torch.Tensor | None = None     # (n, 1, 28, 28) in [-1, 1], on the CPU
         self.last_log: dict = {}
-        self.status = "ready"     # ready | running | paused | finished | stopped | diverged | failed
+        self.status = "ready"     # ready | running | paused | finishing | finished | stopped | diverged | failed
         self.message = ""
         self.train_seconds = 0.0
         self.callbacks = defaultdict(list)
@@ -209,11 +209,15 @@ class Trainer:
                 if c.max_seconds and self.train_seconds >= c.max_seconds:
                     break
             if self.status == "running":
-                self.status = "stopped" if self._stop.is_set() else "finished"
+                final = "stopped" if self._stop.is_set() else "finished"
+                if self.model.finishing_note:
+                    self.status = "finishing"
+                    self.trigger("on_finishing")
                 if self.model.finish_training(self.data):       # it changed how it samples: redraw the grid
                     self.fixed_labels = self.model.default_labels(self.config.num_samples)
                     self.samples = self.sample_fixed()
                     self.trigger("on_samples")
+                self.status = final
         except Exception as exc:  # out of memory, a bad device: report it, keep the last good weights
             self._restore(good)
             self.status = "failed"

@@ -5,6 +5,7 @@ import streamlit as st
 import app_common
 import app_state
 from aigc import LIMITS, MODELS, CheckpointError, TrainConfig, list_checkpoints
+from aigc.runs import ACTIVE
 
 app_common.require_frame()      # a page opened directly on a fresh server: go through app.py
 
@@ -54,7 +55,7 @@ with st.expander("Model and settings", expanded=run is None):
     start_from = st.selectbox("Start from", ["scratch", *shipped],
                               help="Continue training a shipped checkpoint instead of random weights.")
 
-    busy = can_control and run.status in ("queued", "running", "paused")     # one live run per owner
+    busy = can_control and run.status in ACTIVE                              # one live run per owner
     if st.button("Start", icon=":material/play_arrow:", type="primary", disabled=busy,
                  help="Stop the current run first." if busy else None):
         try:
@@ -103,7 +104,7 @@ def live():
             registry.pause(run)
         if view.status == "paused" and b1.button("Resume", icon=":material/play_arrow:", key="resume"):
             registry.resume(run)
-        if view.active and b2.button("Stop" if view.status != "queued" else "Cancel", icon=":material/stop:", key="stop"):
+        if view.active and view.status != "finishing" and b2.button("Stop" if view.status != "queued" else "Cancel", icon=":material/stop:", key="stop"):
             registry.stop(run)
         if not view.active and b3.button("New run", icon=":material/add:", key="new"):
             st.query_params.clear()
@@ -112,6 +113,8 @@ def live():
         st.info(f"Waiting in the queue: position **{view.queue_position}**, about "
                 f"{fmt_time(view.expected_wait_s)} to wait. {registry.max_jobs} training(s) run at a time on "
                 f"this server so that each stays fast; watching and exploring never wait.")
+    if view.status == "finishing":
+        st.info(MODELS[view.model][1].finishing_note, icon=":material/hourglass_top:")
     if view.status in ("diverged", "failed"):
         st.error(view.message)
     elif view.message:

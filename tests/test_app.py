@@ -135,6 +135,30 @@ def test_saving_a_run_makes_it_explorable(tmp_path):
     assert at.get("plotly_chart") or at.get("vega_lite_chart"), "a 2-D VAE shows its latent map"
 
 
+def test_the_train_page_says_what_a_finishing_vae_is_fitting(monkeypatch):
+    import threading
+
+    from aigc.models.vae import VAE
+
+    release, fit = threading.Event(), VAE.finish_training
+    monkeypatch.setattr(VAE, "finish_training", lambda self, data: release.wait(60) and fit(self, data))
+    reg = registry()
+    run = reg.submit(TrainConfig.for_model("vae", steps=6, batch_size=16))
+    try:
+        wait_for(lambda: reg.view(run).status == "finishing")
+        at = app("pages/train.py", run=run.id, key=run.key)
+        assert "finishing" in at.subheader[0].value and VAE.finishing_note in [i.value for i in at.info]
+        assert not [b for b in at.button if b.label in ("Pause", "Stop", "New run")]
+        unfitted_grid = image_urls(at)[0]
+    finally:
+        release.set()
+    wait_for(lambda: reg.view(run).status == "finished")
+    at.run()
+    assert "finished" in at.subheader[0].value and VAE.finishing_note not in texts(at)
+    # the grid redrawn from the fitted prior (same step) replaces the old one, live and in the replay
+    assert unfitted_grid not in image_urls(at)
+
+
 def test_watchers_without_the_key_cannot_control_the_run():
     reg = registry()
     run = reg.submit(TrainConfig.for_model("vae", steps=100_000, batch_size=16))

@@ -87,8 +87,18 @@ def test_max_seconds_stops_early(mnist):
 def test_a_finished_vae_run_fits_its_prior_and_redraws_the_grid(mnist):
     trainer = Trainer(TrainConfig.for_model("vae", **TINY), data=mnist)
     assert trainer.fixed_labels is None                      # N(0, I) while training
-    grids = []
+    grids, events = [], []
     trainer.add_callback("on_samples", lambda t: grids.append((t.step, t.samples.clone())))
+    for event in ("on_finishing", "on_end"):
+        trainer.add_callback(event, lambda t, event=event: events.append((event, t.status)))
     assert trainer.run() == "finished"
+    assert events == [("on_finishing", "finishing"), ("on_end", "finished")]    # the UI can say what it waits for
     assert trainer.model.conditional and trainer.fixed_labels.tolist() == list(range(8))
     assert grids[-1][0] == grids[-2][0] == 6 and not torch.equal(grids[-1][1], grids[-2][1])
+
+
+def test_a_gan_has_nothing_to_fit_when_its_run_ends(mnist):
+    trainer = Trainer(TrainConfig.for_model("dcgan", **TINY), data=mnist)
+    events = []
+    trainer.add_callback("on_finishing", lambda t: events.append(t.status))
+    assert trainer.run() == "finished" and events == []

@@ -55,6 +55,7 @@ class GenerativeModel(nn.Module):
     metric_names: ClassVar[tuple]      # what train_step reports, in chart order
     conditional: ClassVar[bool] = False
     train_defaults: ClassVar[dict] = {}  # the tuned recipe: TrainConfig.for_model() starts from it
+    finishing_note: ClassVar[str] = ""   # what finish_training() does, for the UI while it runs; "" = nothing
 
     def __init__(self, config: ModelConfig):
         super().__init__()

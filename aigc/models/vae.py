@@ -45,6 +45,7 @@ class VAE(GenerativeModel):
     summary = "Variational autoencoder: squeezes each digit to a few numbers and learns to draw it back from them."
     metric_names = ("loss", "recon", "kl")
     train_defaults = dict(steps=2000, batch_size=128, lr=1e-3, beta1=0.9)
+    finishing_note = "Fitting each digit's mixture of Gaussians and the decoder's sharpness to the training set…"
 
     def __init__(self, config: VAEConfig | None = None):
         super().__init__(config or VAEConfig())
