@@ -216,3 +216,17 @@ def test_gan_without_weight_averaging_keeps_no_copy_and_loads_files_that_kept_on
     z, labels = torch.randn(2, 64), torch.tensor([1, 8])
     averaged.eval()
     torch.testing.assert_close(plain.eval().sample(z, labels), averaged.generate(averaged.generator, z, labels))
+
+
+def test_vae_prior_fit_survives_codes_that_collapse(mnist):
+    """An untrained or collapsed encoder puts many digits on one point: the fit must still succeed."""
+    from aigc.data import MNISTTensors
+
+    model = build_model("vae", {"latent_dim": 4, "hidden": 32, "prior_components": 3}).eval()
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.zero_()                                  # every digit encodes to exactly 0
+    data = MNISTTensors(mnist.images[:400], mnist.labels[:400])
+    model.finish_training(data)
+    assert model.conditional and torch.isfinite(model.prior_scale_tril).all()
+    assert torch.isfinite(model.sample(torch.randn(5, 4), torch.arange(5))).all()

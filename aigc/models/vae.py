@@ -144,15 +144,19 @@ class VAE(GenerativeModel):
             if len(codes) < 2:                      # a digit missing from `data`: fall back on all of them
                 codes = means
             components = self.config.prior_components if len(codes) >= 10 * self.config.prior_components else 1
-            weight, mean, scale_tril = fit_gaussian_mixture(codes, components, generator=generator)
+            try:
+                weight, mean, scale_tril = fit_gaussian_mixture(codes, components, generator=generator)
+            except torch.linalg.LinAlgError:        # a component collapsed onto too few codes: one Gaussian
+                components = 1
+                weight, mean, scale_tril = fit_gaussian_mixture(codes, 1)
             axis = torch.linalg.eigh(torch.cov(codes.T).reshape(self.latent_dim, -1))[1][:, -1]
-            order = (mean @ axis).argsort()         # neighbouring slices of Φ(z₀) draw neighbouring styles
+            by_axis = (mean @ axis).argsort()       # neighbouring slices of Φ(z₀) draw neighbouring styles
             self.prior_weight[k] = unfitted["prior_weight"][k]
             self.prior_mean[k] = unfitted["prior_mean"][k]
             self.prior_scale_tril[k] = unfitted["prior_scale_tril"][k]
-            self.prior_weight[k, :components] = weight[order]
-            self.prior_mean[k, :components] = mean[order]
-            self.prior_scale_tril[k, :components] = scale_tril[order]
+            self.prior_weight[k, :components] = weight[by_axis]
+            self.prior_mean[k, :components] = mean[by_axis]
+            self.prior_scale_tril[k, :components] = scale_tril[by_axis]
         self.prior_fitted.fill_(True)
         self.train(was_training)
 
