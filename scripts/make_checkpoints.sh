@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Trains the shipped checkpoints in checkpoints/ (CPU, 2 cores: about 50 minutes in all, most of it the
-# width-64 cgan). Each is an ordinary `python -m aigc train` run; fixed seeds make them repeatable on the
+# Trains the shipped checkpoints in checkpoints/ (CPU, 2 cores: about an hour in all, most of it the
+# width-64 cgan and dcgan). Each is an ordinary `python -m aigc train` run; fixed seeds make them repeatable on the
 # same machine. A VAE fits its per-digit prior and decoder sharpness when its run ends, so the files below carry it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,5 +8,5 @@ PY=${PY:-.venv/bin/python}
 $PY -m aigc train --model vae     --steps 20000 --seed 1 --half --model-arg beta=0.25 --out checkpoints/vae.pt
 $PY -m aigc train --model vae     --steps 6000  --seed 1 --half --model-arg latent_dim=2 --out checkpoints/vae2d.pt
 $PY -m aigc train --model cgan    --steps 6000  --seed 1 --half --batch-size 128 --model-arg width=64 --model-arg ema_decay=0 --out checkpoints/cgan.pt
-$PY -m aigc train --model dcgan   --steps 8000  --seed 1 --half --model-arg pack=2 --out checkpoints/dcgan.pt
+$PY -m aigc train --model dcgan   --steps 5000  --seed 1 --half --batch-size 128 --model-arg width=64 --model-arg pack=2 --model-arg ema_decay=0 --out checkpoints/dcgan.pt
 $PY -m aigc train --model mlp_gan --steps 15000 --seed 1 --half --out checkpoints/mlp_gan.pt
