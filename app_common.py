@@ -132,15 +132,15 @@ def live_chart(run_id: str, model_name: str, points: int, smoothing: float, targ
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
-def grid_png(run_id: str, step: int, pixels: np.ndarray, scale: int = 3) -> bytes:
-    """PNG of an (n, 28, 28) uint8 sample set as an 8-wide grid, upscaled nearest-neighbour. The pixels are
-    part of the cache key (hashing 50 KB: ~0.1 ms): a grid redrawn at the same step, as a VAE's is when its
-    prior is fitted, must not come back as the old picture."""
+def grid_png(pixels: np.ndarray, scale: int = 3) -> bytes:
+    """PNG of an (n, 28, 28) uint8 sample set as an 8-wide grid, upscaled nearest-neighbour. Cached by the
+    pixels themselves (hashing 50 KB: ~0.1 ms), not by run and step: a grid redrawn at the same step, as a
+    VAE's is when its prior is fitted, must not come back as the old picture."""
     return png_bytes(grid(pixels, nrow=8, scale=scale))
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
-def quick_score(run_id: str, step: int, pixels: np.ndarray) -> dict | None:
+def quick_score(pixels: np.ndarray) -> dict | None:
     """The metrics classifier's verdict on a sample grid, or None when aigc.metrics or its classifier
     is not available (the badge is then simply not shown)."""
     try:
@@ -250,7 +250,7 @@ def warm_up() -> bool:
 
 def blank_grid(n: int = 64) -> bytes:
     """A dark placeholder the size of the sample grid, so the page does not jump when samples arrive."""
-    return grid_png("blank", n, np.zeros((n, 28, 28), dtype=np.uint8))
+    return grid_png(np.zeros((n, 28, 28), dtype=np.uint8))
 
 
 # ---- the 2-D latent map (Explore) ---------------------------------------------------------------------

@@ -136,9 +136,9 @@ def live():
     with samples:
         if view.grid is not None:
             grid_step = view.snapshot_steps[-1] if view.snapshot_steps else view.step
-            st.image(app_common.grid_png(run.id, grid_step, view.grid), width="stretch", output_format="PNG",
+            st.image(app_common.grid_png(view.grid), width="stretch", output_format="PNG",
                      caption=f"{len(view.grid)} samples from fixed noise, step {grid_step}")
-            score = app_common.quick_score(run.id, grid_step, view.grid)
+            score = app_common.quick_score(view.grid)
             if score is not None:
                 present = sum(1 for c in score["class_hist"] if c)
                 verdict = "clear digits" if score["digits_ok"] else "not there yet"
@@ -173,7 +173,7 @@ with left:
     chosen = st.select_slider("Replay: the grid at step", options=view.snapshot_steps, value=view.snapshot_steps[-1],
                               key=f"replay-{run.id}", help="Drag to replay the fixed-noise grid through training.")
     step, pixels = run.snapshot(view.snapshot_steps.index(chosen))
-    png = app_common.grid_png(run.id, step, pixels)
+    png = app_common.grid_png(pixels)
     st.image(png, width="stretch", caption=f"step {step}", output_format="PNG")   # as is: no JPEG re-encode
     d1, d2 = st.columns(2)
     d1.download_button("PNG of this grid", png, file_name=f"{view.model}-{run.id}-step{step}.png",
