@@ -114,11 +114,13 @@ def cmd_sample(args) -> int:
 
     model, _ = load_checkpoint(args.ckpt, pick_device(args.device))
     z = model.make_noise(args.n, generator=torch.Generator().manual_seed(args.seed))
-    labels = None
-    if model.conditional:
-        labels = (torch.full((args.n,), args.label) if args.label is not None else torch.arange(args.n) % 10).to(z.device)
-    elif args.label is not None:
-        raise ValueError(f"--label needs a conditional model; {model.name} is not one")
+    labels = model.default_labels(args.n) if model.conditional else None
+    if args.label is not None:
+        if not model.label_count:
+            raise ValueError(f"--label needs a conditional or self-conditioned model; {model.name} is neither")
+        if not 0 <= args.label < model.label_count:
+            raise ValueError(f"--label must be between 0 and {model.label_count - 1} for this model, got {args.label}")
+        labels = torch.full((args.n,), args.label, device=z.device)
     with torch.no_grad():
         images = model.sample(z, labels)
     out = Path(args.out or Path(args.ckpt).with_suffix(".samples.png").name)
@@ -197,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int, default=64)
     s.add_argument("--nrow", type=int, default=None, help="images per row (default: square)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--label", type=int, choices=range(10), help="digit to draw (conditional models)")
+    s.add_argument("--label", type=int, help="digit to draw (conditional models) or group (self-conditioned GANs)")
     s.add_argument("--scale", type=int, default=2, help="pixel upscaling of the PNG")
     s.add_argument("--out", help="PNG path (default: <checkpoint>.samples.png)")
     s.add_argument("--device", default="auto")

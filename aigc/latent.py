@@ -32,7 +32,7 @@ def interpolate(model: GenerativeModel, z0, z1, steps: int = 10, mode: str = "sl
         raise ValueError(f"interpolation mode must be 'lerp' or 'slerp', got {mode!r}")
     t = torch.linspace(0, 1, steps, device=z0.device)
     path = (slerp if mode == "slerp" else lerp)(z0, z1, t)                 # (steps, d)
-    labels = torch.full((steps,), label, device=z0.device) if model.conditional and label is not None else None
+    labels = torch.full((steps,), label, device=z0.device) if model.label_count and label is not None else None
     return model.sample(path, labels)
 
 
@@ -79,8 +79,10 @@ def find_directions(model: GenerativeModel, n: int = 2048, seed: int = 0, label:
     model.eval()
     z = model.make_noise(n, generator=torch.Generator().manual_seed(seed))            # (n, d)
     labels = None
-    if model.conditional:
-        labels = torch.full((n,), label, device=z.device) if label is not None else model.default_labels(n)
+    if label is not None and model.label_count:
+        labels = torch.full((n,), label, device=z.device)
+    elif model.conditional:
+        labels = model.default_labels(n)
     stats = image_statistics(model.sample(z, labels).float())
     model.train(was_training)
     zc = torch.cat([z, torch.ones(n, 1, device=z.device)], 1).float()                 # (n, d + 1) with bias

@@ -172,6 +172,10 @@ class Trainer:
         window_steps, window_time, window_start = 0, 0.0, time.perf_counter()
         self.status = "running"
         try:
+            self.model.start_training(self.data)      # counts as training time, but not in the first img/s
+            good = self._snapshot()
+            self.train_seconds += time.perf_counter() - window_start
+            window_start = time.perf_counter()
             while self.step < self.target_step and not self._stop.is_set():
                 if not self._resume.is_set():
                     elapsed = time.perf_counter() - window_start

@@ -8,6 +8,7 @@ Scoring pauses the clock: only Trainer.train_seconds counts.
 
     .venv/bin/python bench/time_to_digits.py --marks 30,60,120            # all models, ~12 min on 2 cores
     .venv/bin/python bench/time_to_digits.py --model cgan --marks 5 --n 1000   # smoke test
+    .venv/bin/python bench/time_to_digits.py --model dcgan --model-arg clusters=30   # self-conditioned
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
 from aigc import LIMITS, MODELS, TrainConfig, Trainer, configure_threads, describe_device, load_mnist, pick_device  # noqa: E402
+from aigc.cli import _model_arg as model_arg  # noqa: E402
 from aigc.metrics import evaluate_model, generate, quick_score  # noqa: E402
 
 
@@ -52,6 +54,8 @@ def main():
     p.add_argument("--n", type=int, default=10_000, help="samples for the Fréchet distance at each mark")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override the recipe, e.g. --set batch_size=64 --set lr=1e-3 (repeatable)")
+    p.add_argument("--model-arg", action="append", default=[], type=model_arg, metavar="KEY=VALUE",
+                   help="model setting, e.g. --model-arg clusters=30 (repeatable)")
     args = p.parse_args()
     overrides = {}
     for item in args.set:
@@ -59,6 +63,8 @@ def main():
         if key not in LIMITS:
             p.error(f"--set {item}: {key!r} is not a training setting; choose one of {', '.join(LIMITS)}")
         overrides[key] = LIMITS[key][2](value)        # the setting's own type; TrainConfig checks its range
+    if args.model_arg:
+        overrides["model_args"] = dict(args.model_arg)
     marks = sorted(float(m) for m in args.marks.split(","))
     threads = configure_threads()
     device = pick_device()

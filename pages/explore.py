@@ -47,14 +47,23 @@ else:
                "and save it, or upload a checkpoint.")
 if model is None:
     st.stop()
+groups = 0 if model.conditional else model.label_count        # a self-conditioned GAN's k-means groups
 st.caption(f"**{ckpt['model_name']}** · latent size {model.latent_dim} · trained {ckpt['step']:,} steps"
-           + (" · pick the digit below" if model.conditional else ""))
+           + (" · pick the digit below" if model.conditional else "")
+           + (f" · self-conditioned on {groups} groups it found in the training digits" if groups else ""))
 
 # ---- one sample, moved by sliders -----------------------------------------------------------------
 # Each section is a fragment: moving a slider reruns only its own section, not the whole page.
 label = None
 if model.conditional:
     label = st.radio("Digit to draw", list(range(10)), index=3, horizontal=True, key="digit")
+elif groups:
+    group = st.select_slider(
+        "Group to draw from", ["any", *range(groups)], value="any", key=f"group-{groups}",
+        help="Before training, this GAN sorted the training digits into groups by k-means on their pixels, "
+             "without their labels, and learned to draw each group. 'any' lets z pick the group, as often "
+             "as it occurs in the data.")
+    label = None if group == "any" else group
 
 
 @st.fragment

@@ -55,6 +55,12 @@ with left:
         "The chart on the Train page shows both losses and D's average verdicts: **D(x)** on real digits and "
         "**D(G(z))** on generated ones. Neither loss goes to zero in a healthy run; they hover while the "
         "samples improve. At the game's equilibrium D can no longer tell, and both verdicts sit at ½.")
+    st.markdown(
+        "One smooth space of *z* must hold all ten digits, so a plain GAN also draws the in-between shapes "
+        "that join one digit to the next, and often favours some digits. A **self-conditioned** GAN (Liu et "
+        "al., 2020) first sorts the training digits into groups by how their pixels look (k-means, no "
+        "labels), then learns each group the way the conditional GAN learns each digit. The shipped dcgan "
+        "is one: on the Explore page you can pick a group it found.")
 with right:
     st.subheader("What a latent space is")
     st.markdown(

@@ -1,4 +1,5 @@
 import math
+from dataclasses import fields
 
 import streamlit as st
 
@@ -45,6 +46,12 @@ with st.expander("Model and settings", expanded=run is None):
         model_args["latent_dim"] = st.select_slider(
             "Latent size", [2, 4, 8, 16, 32, 64], value=16,
             help="2 gives a latent space you can see as a map on the Explore page.")
+    if "clusters" in {f.name for f in fields(MODELS[name][0])}:      # the unconditional GANs
+        model_args["clusters"] = st.select_slider(
+            "Groups found without labels", [0, 10, 20, 30, 50], value=0,
+            help="Self-conditioned GAN (Liu et al. 2020): before training, sort the training digits into this many "
+                 "groups by k-means on their pixels (no labels), then tell G which group to draw and D which "
+                 "group an image belongs to. 0 = the plain GAN.")
     shipped = {}
     for ckpt_name, path in list_checkpoints().items():
         try:

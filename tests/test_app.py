@@ -237,6 +237,19 @@ def test_explore_conditional_digit_picker_and_vae_map():
     assert not at.exception and image_urls(at)[0] != first
 
 
+def test_explore_group_picker_of_the_self_conditioned_dcgan():
+    at = app("pages/explore.py")
+    at.selectbox(key="explore_ckpt").set_value("dcgan (shipped)").run()
+    groups = at.get("select_slider")[0]
+    assert groups.label == "Group to draw from" and groups.options[0] == "any" and len(groups.options) > 10
+    assert any("self-conditioned" in c.value for c in at.caption)
+    first = image_urls(at)[:2]
+    groups.set_value(groups.options[4]).run()           # group 3: both the sample and the morph strip change
+    assert not at.exception
+    after = image_urls(at)[:2]
+    assert after[0] != first[0] and after[1] != first[1]
+
+
 def test_explore_upload_corrupt_and_good_checkpoints():
     at = app("pages/explore.py")
     at.radio(key="explore_source").set_value("Upload a checkpoint").run()

@@ -55,6 +55,8 @@ def test_cli_end_to_end(tmp_path):
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["step000001.png", "step000006.png", "step000012.png"]
     r = aigc("sample", "--ckpt", "out/c.pt", "--n", "10", "--label", "3", "--out", "s.png", cwd=tmp_path)
     assert r.returncode == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    r = aigc("sample", "--ckpt", "out/c.pt", "--label", "12", cwd=tmp_path)
+    assert r.returncode != 0 and "--label must be between 0 and 9" in r.stderr
     r = aigc("info", "--ckpt", "out/c.pt", cwd=tmp_path)
     assert r.returncode == 0 and "cgan" in r.stdout and "step 12" in r.stdout
     r = aigc("train", "--init", "out/c.pt", "--steps", "4", "--batch-size", "16", "--out", "out/c2.pt", cwd=tmp_path)

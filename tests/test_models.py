@@ -5,6 +5,7 @@ import torch
 
 from aigc import MODELS, TrainConfig, Trainer, build_model
 from aigc.device import autocast
+from aigc.models.base import kmeans, pick_slice
 
 NAMES = list(MODELS)
 
@@ -179,6 +180,8 @@ def test_vae_checkpoint_with_one_gaussian_per_digit_loads_as_that_gaussian():
     ("vae", {"latent_dim": 0}, "latent_dim must be between 1"),
     ("dcgan", {"width": 10_000}, "width must be between"),
     ("mlp_gan", {"dropout": 2.0}, "dropout must be between"),
+    ("dcgan", {"clusters": 10, "pack": 2}, "clusters and pack > 1 can't be combined"),
+    ("dcgan", {"clusters": -1}, "clusters must be between 0 and 100"),
     ("cgan", {"colour": 1}, "no setting"),
     ("nope", {}, "unknown model"),
 ])
@@ -230,3 +233,53 @@ def test_vae_prior_fit_survives_codes_that_collapse(mnist):
     model.finish_training(data)
     assert model.conditional and torch.isfinite(model.prior_scale_tril).all()
     assert torch.isfinite(model.sample(torch.randn(5, 4), torch.arange(5))).all()
+
+
+def test_pick_slice_gives_categories_by_weight_and_fresh_standard_noise():
+    z0 = torch.randn(200_000, 1, generator=torch.Generator().manual_seed(0))
+    weight = torch.tensor([[0.5, 0.2, 0.3]]).expand(len(z0), 3)
+    index, noise = pick_slice(z0, weight)
+    share = torch.bincount(index, minlength=3).float() / len(z0)
+    torch.testing.assert_close(share, weight[0], atol=0.005, rtol=0)
+    for j in range(3):                      # within every slice the noise is N(0, 1) again
+        part = noise[index == j, 0]
+        assert abs(part.mean().item()) < 0.02 and abs(part.std().item() - 1) < 0.02
+    near, _ = pick_slice(z0[:1000] + 1e-3, weight[:1000])           # a small step keeps the slice, mostly
+    assert (near == index[:1000]).float().mean() > 0.99
+
+
+def test_kmeans_finds_separated_groups():
+    generator = torch.Generator().manual_seed(0)
+    truth = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    x = torch.cat([c + torch.randn(300, 2, generator=generator) for c in truth])          # (900, 2)
+    centres = kmeans(x, 3, generator=generator)
+    found = centres[torch.cdist(truth, centres).argmin(1)]          # the centre nearest each true one
+    torch.testing.assert_close(found, truth, atol=0.25, rtol=0)
+    assert len(set(torch.cdist(truth, centres).argmin(1).tolist())) == 3
+
+
+@pytest.mark.parametrize("name,args", [("dcgan", {"clusters": 6, "width": 8}), ("mlp_gan", {"clusters": 6})])
+def test_self_conditioned_gan_groups_the_data_and_draws_each_group(name, args, mnist):
+    torch.manual_seed(0)
+    model = build_model(name, args)
+    opts = model.configure_optimizers(1e-3, (0.5, 0.999))
+    x, y = mnist.batch(torch.arange(64))
+    with pytest.raises(RuntimeError, match="not fitted yet"):          # no groups, no training
+        model.train_step(x, y, opts, autocast(torch.device("cpu")))
+    model.start_training(mnist)
+    assert model.clusters_fitted and model.label_count == 6
+    # weights are the groups' shares of the data, and each image goes to its nearest centre
+    share = torch.bincount(model.assign_clusters(mnist.batch(torch.arange(len(mnist)))[0]), minlength=6) / len(mnist)
+    torch.testing.assert_close(model.cluster_weight, share.float())
+    groups = model.assign_clusters(x)
+    nearest = torch.cdist(x.flatten(1), model.cluster_centres).argmin(1)
+    assert torch.equal(groups, nearest)
+    # z₀ picks the group at its weight; a given group changes the image
+    model.eval()
+    z = torch.randn(30_000, model.latent_dim)
+    picked = pick_slice(z[:, :1], model.cluster_weight.expand(len(z), -1))[0]
+    torch.testing.assert_close(torch.bincount(picked, minlength=6) / len(z), model.cluster_weight, atol=0.01, rtol=0)
+    assert not torch.allclose(model.sample(z[:4], torch.full((4,), 0)), model.sample(z[:4], torch.full((4,), 5)))
+    model.train()
+    metrics = [model.train_step(x, y, opts, autocast(torch.device("cpu"))) for _ in range(3)]
+    assert all(math.isfinite(v.item()) for m in metrics for v in m.values())

@@ -102,3 +102,19 @@ def test_a_gan_has_nothing_to_fit_when_its_run_ends(mnist):
     events = []
     trainer.add_callback("on_finishing", lambda t: events.append(t.status))
     assert trainer.run() == "finished" and events == []
+
+
+def test_a_self_conditioned_gan_run_groups_the_data_first_and_keeps_its_groups(mnist, tmp_path):
+    from aigc import load_checkpoint, save_checkpoint
+    config = TrainConfig.for_model("dcgan", **TINY, model_args={"clusters": 4, "width": 8})
+    trainer = Trainer(config, data=mnist)
+    assert not trainer.model.clusters_fitted
+    assert trainer.fixed_labels.tolist() == [0, 1, 2, 3, 0, 1, 2, 3]     # the grid shows the groups in turn
+    assert trainer.run() == "finished" and trainer.model.clusters_fitted
+    path = save_checkpoint(trainer.checkpoint(), tmp_path / "sc.pt")
+    model, _ = load_checkpoint(path)
+    torch.testing.assert_close(model.cluster_centres, trainer.model.cluster_centres)
+    resumed = Trainer(config, model=model, data=mnist)
+    centres = model.cluster_centres.clone()
+    resumed.run()                                                            # a resumed run keeps its groups
+    torch.testing.assert_close(resumed.model.cluster_centres, centres)

@@ -26,6 +26,50 @@ def check_range(name: str, value, low, high, kind=int) -> None:
         raise ValueError(f"{name} must be between {low} and {high}, got {value}")
 
 
+def pick_slice(z0: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inverse-CDF choice of a category from standard normal noise. u = Φ(z₀), z₀ (b, 1), falls into slice j
+    of (0, 1) cut by the weights (b, k) (rows sum to 1); returns j (b,) and u rescaled within its slice and
+    carried back through Φ⁻¹ (b, 1): again ~ N(0, 1) and independent of j. So one standard normal z gives
+    both a category and a full noise vector, and nearby z₀ pick the same or a neighbouring slice."""
+    upper = weight.cumsum(1)                                                               # (b, k)
+    u = (0.5 * (1 + torch.erf(z0.float() / 2 ** 0.5))).clamp(1e-6, 1 - 1e-6)              # (b, 1) uniform
+    index = torch.searchsorted(upper, u).clamp(max=weight.shape[1] - 1)                   # (b, 1)
+    width = weight.gather(1, index)
+    u = ((u - upper.gather(1, index) + width) / width.clamp_min(1e-12)).clamp(1e-6, 1 - 1e-6)
+    return index.squeeze(1), (2 ** 0.5 * torch.erfinv(2 * u - 1)).to(z0.dtype)
+
+
+def kmeans(x: torch.Tensor, k: int, iters: int = 30, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Lloyd's k-means on x (n, d) with k-means++ seeding (Arthur & Vassilvitskii 2007); returns the
+    centres (k, d). Stops when no point changes group; an emptied group is re-seeded at the point
+    farthest from its centre."""
+    n = x.shape[0]
+    norms = x.pow(2).sum(1, keepdim=True)                                                 # (n, 1)
+
+    def squared_distance(centres):      # |x|² - 2 x·c + |c|²: one matrix product, (n, k)
+        return (norms - 2 * x @ centres.T + centres.pow(2).sum(1)).clamp_min(0)
+
+    centres = x[torch.randint(n, (1,), generator=generator)]
+    nearest = squared_distance(centres)[:, 0]                                             # (n,)
+    for _ in range(1, k):               # k-means++: each next centre drawn ~ squared distance to the nearest
+        new = x[torch.multinomial(nearest / nearest.sum(), 1, generator=generator)]
+        centres = torch.cat([centres, new])
+        nearest = torch.minimum(nearest, squared_distance(new)[:, 0])
+    assign = None
+    for _ in range(iters):
+        distance = squared_distance(centres)
+        new_assign = distance.argmin(1)
+        if assign is not None and torch.equal(new_assign, assign):
+            break
+        assign = new_assign
+        counts = torch.bincount(assign, minlength=k)
+        centres = torch.zeros_like(centres).index_add_(0, assign, x) / counts.clamp_min(1)[:, None]
+        empty = counts == 0
+        if empty.any():
+            centres[empty] = x[distance.min(1).values.topk(int(empty.sum())).indices]
+    return centres
+
+
 @dataclass
 class ModelConfig:
     """Base of every model config: a validated, JSON-friendly dataclass."""
@@ -74,9 +118,15 @@ class GenerativeModel(nn.Module):
         """(n, latent_dim) standard normal, drawn on the CPU so a seed gives the same z on any device."""
         return torch.randn(n, self.latent_dim, generator=generator).to(self.device)
 
+    @property
+    def label_count(self) -> int:
+        """How many values sample()'s labels can take: the 10 digits of a conditional model, the groups
+        of a self-conditioned GAN; 0 for a model that takes none."""
+        return NUM_CLASSES if self.conditional else 0
+
     def default_labels(self, n: int) -> torch.Tensor | None:
-        """0,1,...,9,0,1,... for conditional models; None otherwise."""
-        return torch.arange(n, device=self.device) % NUM_CLASSES if self.conditional else None
+        """0,1,...,9,0,1,... for conditional models (0..k-1 for k groups); None otherwise."""
+        return torch.arange(n, device=self.device) % self.label_count if self.label_count else None
 
     def sample(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """(b, latent_dim) -> (b, 1, 28, 28) images in [-1, 1]."""
@@ -88,6 +138,10 @@ class GenerativeModel(nn.Module):
     def train_step(self, x: torch.Tensor, y: torch.Tensor, optimizers: dict, autocast) -> dict[str, torch.Tensor]:
         """One optimisation step on x (b, 1, 28, 28) in [-1, 1] with labels y (b,); returns detached scalars."""
         raise NotImplementedError
+
+    def start_training(self, data) -> None:
+        """Called once before a run's first step with the training data (an MNISTTensors); a model that
+        needs something from the data before training (a self-conditioned GAN's groups) fits it here."""
 
     def finish_training(self, data) -> bool:
         """Called once when a run ends with usable weights (finished or stopped), with the training data
@@ -102,11 +156,60 @@ class GAN(GenerativeModel):
     Goodfellow et al. 2014: min_G max_D E[log D(x)] + E[log(1 - D(G(z)))]; G instead maximises
     log D(G(z)) (the 'non-saturating' form of the same paper), which keeps its gradient alive early on.
     D returns logits, so both losses are BCE-with-logits (numerically stable log-sigmoid).
+
+    Self-conditioning (Liu et al. 2020, "Diverse Image Generation via Self-Conditioned GANs"): with
+    `clusters` = k > 0 in its config, an unconditional GAN first sorts the training images into k groups by
+    k-means on their pixels, no labels involved, then trains like the conditional GAN with the group in
+    place of the digit: G draws from a group, D judges an image against its group. One continuous z
+    alone would have to join every digit to the next through in-between shapes; the group lets G keep
+    them apart, and groups drawn at the rate they occur in the data keep the digits' shares right.
+    sample(z) still takes z ~ N(0, I) alone: Φ(z₀) picks the group (pick_slice).
     """
 
     metric_names = ("loss_d", "loss_g", "d_real", "d_fake")
     generator: nn.Module
     discriminator: nn.Module
+
+    @property
+    def clusters(self) -> int:
+        return getattr(self.config, "clusters", 0)
+
+    @property
+    def label_count(self) -> int:
+        return NUM_CLASSES if self.conditional else self.clusters
+
+    def init_clusters(self) -> None:
+        """Buffers for the k-means groups of a self-conditioned GAN; subclasses call this in __init__."""
+        if self.clusters:
+            self.register_buffer("cluster_centres", torch.zeros(self.clusters, 784))      # (k, 784) in [-1, 1]
+            self.register_buffer("cluster_weight", torch.full((self.clusters,), 1.0 / self.clusters))   # (k,)
+            self.register_buffer("clusters_fitted", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit_clusters(self, data, n: int = 20_000, seed: int = 0) -> None:
+        """k-means on the pixels of n random training images; weights = each group's share of all of them.
+        Groups are ordered along the centres' main axis, so neighbouring slices of Φ(z₀) look alike."""
+        generator = torch.Generator().manual_seed(seed)
+        pick = torch.randperm(len(data), generator=generator)[:n].to(data.labels.device)
+        centres = kmeans(data.batch(pick)[0].flatten(1).float().cpu(), self.clusters, generator=generator)
+        axis = torch.linalg.svd(centres - centres.mean(0), full_matrices=False)[2][0]     # (784,)
+        self.cluster_centres.copy_(centres[(centres @ axis).argsort()])
+        self.clusters_fitted.fill_(True)
+        assign = torch.cat([self.assign_clusters(part) for part in data.batch(
+            torch.arange(len(data), device=data.labels.device))[0].split(10_000)])
+        self.cluster_weight.copy_(torch.bincount(assign, minlength=self.clusters).float() / len(assign))
+
+    def assign_clusters(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (b, 1, 28, 28) -> the index of the nearest k-means centre (b,)."""
+        if not self.clusters_fitted:
+            raise RuntimeError("this GAN's groups are not fitted yet: call start_training(data) first")
+        centres = self.cluster_centres.to(x.device)
+        h = x.flatten(1).float()
+        return (h @ centres.T * 2 - centres.pow(2).sum(1)).argmax(1)         # argmin |h - c|² per row
+
+    def start_training(self, data) -> None:
+        if self.clusters and not self.clusters_fitted:
+            self.fit_clusters(data)
 
     def init_ema(self) -> None:
         """An exponential moving average of G's weights (Yazici et al. 2019, 'The Unusual Effectiveness of
@@ -134,7 +237,12 @@ class GAN(GenerativeModel):
         self.ema_updates += 1
 
     def generate(self, generator: nn.Module, z, labels=None):
-        return generator(z, labels) if self.conditional else generator(z)
+        """labels: the digits of a conditional GAN, or the groups of a self-conditioned one (if None, z₀
+        picks the group, each as often as in the data)."""
+        if self.clusters and labels is None:
+            labels, first = pick_slice(z[:, :1], self.cluster_weight.expand(z.shape[0], -1))
+            z = torch.cat([first, z[:, 1:]], 1)
+        return generator(z, labels) if self.label_count else generator(z)
 
     def sample(self, z, labels=None):
         """Eval mode draws from the averaged generator; train mode from the one being trained."""
@@ -144,7 +252,7 @@ class GAN(GenerativeModel):
         return self.generate(self.generator_ema if use_ema else self.generator, z, labels)
 
     def discriminate(self, x, labels=None):
-        return self.discriminator(x, labels) if self.conditional else self.discriminator(x)
+        return self.discriminator(x, labels) if self.label_count else self.discriminator(x)
 
     def configure_optimizers(self, lr, betas):
         return {
@@ -154,7 +262,7 @@ class GAN(GenerativeModel):
 
     def train_step(self, x, y, optimizers, autocast):
         b = x.shape[0]
-        labels = y if self.conditional else None
+        labels = y if self.conditional else self.assign_clusters(x) if self.clusters else None   # (b,) or None
         z = torch.randn(b, self.latent_dim, device=x.device)
 
         ############################

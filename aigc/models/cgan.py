@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-import torch.nn as nn
 
 from .base import GAN, NUM_CLASSES, ModelConfig, check_range
-from .dcgan import DCDiscriminator, DCGenerator, dcgan_init
+from .dcgan import ConditionalGenerator, ProjectionDiscriminator, dcgan_init
 
 
 @dataclass
@@ -24,29 +22,6 @@ class CGANConfig(ModelConfig):
         check_range("embed_dim", self.embed_dim, 1, 256)
 
 
-class ConditionalGenerator(nn.Module):
-    def __init__(self, c: CGANConfig):
-        super().__init__()
-        self.embed = nn.Embedding(NUM_CLASSES, c.embed_dim)
-        self.net = DCGenerator(c.latent_dim + c.embed_dim, c.width)
-
-    def forward(self, z, labels):
-        return self.net(torch.cat([z, self.embed(labels)], dim=1))   # (b, 1, 28, 28)
-
-
-class ProjectionDiscriminator(nn.Module):
-    """logit = w·φ(x) + embed(y)·φ(x): the class enters as an inner product with the features."""
-
-    def __init__(self, c: CGANConfig):
-        super().__init__()
-        self.body = DCDiscriminator(c.width)
-        self.embed = nn.Embedding(NUM_CLASSES, 2 * c.width * 7 * 7)
-
-    def forward(self, x, labels):
-        h = self.body.features(x)                                          # (b, 2w*49)
-        return self.body.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)
-
-
 class CGAN(GAN):
     name = "cgan"
     summary = "Conditional GAN: the same convolutional GAN told which digit to draw, so you pick the digit."
@@ -57,7 +32,8 @@ class CGAN(GAN):
 
     def __init__(self, config: CGANConfig | None = None):
         super().__init__(config or CGANConfig())
-        self.generator = ConditionalGenerator(self.config)
-        self.discriminator = ProjectionDiscriminator(self.config)
+        c = self.config
+        self.generator = ConditionalGenerator(c.latent_dim, c.width, NUM_CLASSES, c.embed_dim)
+        self.discriminator = ProjectionDiscriminator(c.width, NUM_CLASSES)
         self.apply(dcgan_init)
         self.init_ema()

@@ -1,4 +1,5 @@
-"""DCGAN (Radford, Metz & Chintala 2015) sized for 28×28: 7×7 → 14×14 → 28×28 with strided convolutions."""
+"""DCGAN (Radford, Metz & Chintala 2015) sized for 28×28: 7×7 → 14×14 → 28×28 with strided convolutions,
+and the conditional pair built from it that the conditional and self-conditioned GANs share."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,12 +16,17 @@ class DCGANConfig(ModelConfig):
     width: int = 32          # channels of the 14×14 layer; the 7×7 layer has 2×width
     ema_decay: float = 0.999  # generator weight averaging; 0 = off
     pack: int = 1             # PacGAN: D judges this many samples at once (1 = the plain DCGAN)
+    clusters: int = 0         # self-conditioned: k-means groups of the training images G and D are told; 0 = off
 
     def validate(self):
         check_range("ema_decay", self.ema_decay, 0.0, 0.9999, kind=float)
         check_range("latent_dim", self.latent_dim, 1, 1024)
         check_range("width", self.width, 4, 256)
         check_range("pack", self.pack, 1, 8)
+        check_range("clusters", self.clusters, 0, 100)
+        if self.clusters and self.pack > 1:
+            raise ValueError("clusters and pack > 1 can't be combined: a packed D judges several images at "
+                             "once, a self-conditioned one each against its own group")
 
 
 class DCGenerator(nn.Module):
@@ -57,6 +63,32 @@ class DCDiscriminator(nn.Module):
         return self.head(self.features(x)).squeeze(1)
 
 
+class ConditionalGenerator(nn.Module):
+    """G reads [z, embed(label)]."""
+
+    def __init__(self, latent_dim: int, width: int, num_labels: int, embed_dim: int = 16):
+        super().__init__()
+        self.embed = nn.Embedding(num_labels, embed_dim)
+        self.net = DCGenerator(latent_dim + embed_dim, width)
+
+    def forward(self, z, labels):
+        return self.net(torch.cat([z, self.embed(labels)], dim=1))   # (b, 1, 28, 28)
+
+
+class ProjectionDiscriminator(nn.Module):
+    """A projection discriminator (Miyato & Koyama 2018): logit = w·φ(x) + embed(y)·φ(x), the label
+    entering as an inner product with the features."""
+
+    def __init__(self, width: int, num_labels: int):
+        super().__init__()
+        self.body = DCDiscriminator(width)
+        self.embed = nn.Embedding(num_labels, 2 * width * 7 * 7)
+
+    def forward(self, x, labels):
+        h = self.body.features(x)                                          # (b, 2w*49)
+        return self.body.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+
+
 class DCGAN(GAN):
     name = "dcgan"
     summary = "Convolutional GAN (DCGAN): transposed convolutions draw the digit, strided convolutions judge it."
@@ -64,16 +96,24 @@ class DCGAN(GAN):
 
     def __init__(self, config: DCGANConfig | None = None):
         super().__init__(config or DCGANConfig())
-        self.generator = DCGenerator(self.config.latent_dim, self.config.width)
-        self.discriminator = DCDiscriminator(self.config.width, in_channels=self.config.pack)
+        c = self.config
+        if c.clusters:
+            self.generator = ConditionalGenerator(c.latent_dim, c.width, c.clusters)
+            self.discriminator = ProjectionDiscriminator(c.width, c.clusters)
+        else:
+            self.generator = DCGenerator(c.latent_dim, c.width)
+            self.discriminator = DCDiscriminator(c.width, in_channels=c.pack)
         self.apply(dcgan_init)
         self.init_ema()
+        self.init_clusters()
 
     def discriminate(self, x, labels=None):
         """PacGAN (Lin et al. 2018): with pack = m, D sees m samples stacked as channels and gives one
         logit for all of them, so a G that repeats itself is easier to catch: it counters mode collapse,
         which for MNIST shows as some digits drawn far more often than others. (b, 1, 28, 28) -> (b // m,)"""
         m = self.config.pack
+        if m == 1:
+            return super().discriminate(x, labels)
         b = x.shape[0] - x.shape[0] % m
         return self.discriminator(x[:b].reshape(b // m, m, *x.shape[2:]))
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .base import GAN, ModelConfig, check_range
 
@@ -13,11 +15,38 @@ class MLPGANConfig(ModelConfig):
     latent_dim: int = 100
     dropout: float = 0.3
     ema_decay: float = 0.999  # generator weight averaging; 0 = off
+    clusters: int = 0         # self-conditioned: k-means groups of the training images G and D are told; 0 = off
 
     def validate(self):
         check_range("ema_decay", self.ema_decay, 0.0, 0.9999, kind=float)
         check_range("latent_dim", self.latent_dim, 1, 1024)
         check_range("dropout", self.dropout, 0.0, 0.9, kind=float)
+        check_range("clusters", self.clusters, 0, 100)
+
+
+class OneHotGenerator(nn.Module):
+    """G reads [z, one-hot(label)] (b, d + k)."""
+
+    def __init__(self, net: nn.Module, num_labels: int):
+        super().__init__()
+        self.net, self.num_labels = net, num_labels
+
+    def forward(self, z, labels):
+        return self.net(torch.cat([z, F.one_hot(labels, self.num_labels).to(z.dtype)], 1))
+
+
+class ProjectionCritic(nn.Module):
+    """The critic's last hidden layer φ(x) (b, 256) also meets embed(label): logit = w·φ(x) + embed(y)·φ(x)
+    (Miyato & Koyama 2018, as in the conditional DCGAN)."""
+
+    def __init__(self, net: nn.Sequential, num_labels: int):
+        super().__init__()
+        self.net = net
+        self.embed = nn.Embedding(num_labels, net[-2].in_features)
+        nn.init.zeros_(self.embed.weight)       # starts as the unconditional critic
+    def forward(self, x, labels):
+        h = self.net[:-2](x)                                     # (b, 256)
+        return self.net[-2:](h) + (self.embed(labels) * h).sum(1)
 
 
 class MLPGAN(GAN):
@@ -29,7 +58,7 @@ class MLPGAN(GAN):
         super().__init__(config or MLPGANConfig())
         c = self.config
         self.generator = nn.Sequential(
-            nn.Linear(c.latent_dim, 256), nn.LeakyReLU(0.2),
+            nn.Linear(c.latent_dim + c.clusters, 256), nn.LeakyReLU(0.2),
             nn.Linear(256, 512), nn.LeakyReLU(0.2),
             nn.Linear(512, 1024), nn.LeakyReLU(0.2),
             nn.Linear(1024, 784), nn.Tanh(),
@@ -42,4 +71,8 @@ class MLPGAN(GAN):
             nn.Linear(512, 256), nn.LeakyReLU(0.2), nn.Dropout(c.dropout),
             nn.Linear(256, 1), nn.Flatten(0),                    # (b,) logits
         )
+        if c.clusters:
+            self.generator = OneHotGenerator(self.generator, c.clusters)
+            self.discriminator = ProjectionCritic(self.discriminator, c.clusters)
         self.init_ema()
+        self.init_clusters()

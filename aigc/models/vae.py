@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_range
+from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_range, pick_slice
 
 
 @dataclass
@@ -115,14 +115,8 @@ class VAE(GenerativeModel):
         component by inverse CDF and, rescaled within that component's slice of (0, 1), serves again as
         the first coordinate of the noise: so z ~ N(0, I) gives exact mixture samples, and nearby z give the
         same component (ordered along the digit's main axis) and so similar images."""
-        weight = self.prior_weight[labels]                                              # (b, k)
-        upper = weight.cumsum(1)
-        u = (0.5 * (1 + torch.erf(z[:, :1].float() / 2 ** 0.5))).clamp(1e-6, 1 - 1e-6)   # (b, 1) Φ(z₀), uniform
-        comp = torch.searchsorted(upper, u).clamp(max=weight.shape[1] - 1)              # (b, 1)
-        width = weight.gather(1, comp)
-        u = ((u - upper.gather(1, comp) + width) / width.clamp_min(1e-12)).clamp(1e-6, 1 - 1e-6)
-        noise = torch.cat([(2 ** 0.5 * torch.erfinv(2 * u - 1)).to(z.dtype), z[:, 1:]], 1)   # (b, d) ~ N(0, I) again
-        comp = comp.squeeze(1)
+        comp, first = pick_slice(z[:, :1], self.prior_weight[labels])                    # (b,), (b, 1)
+        noise = torch.cat([first, z[:, 1:]], 1)                                          # (b, d) ~ N(0, I) again
         return self.prior_mean[labels, comp] + (self.prior_scale_tril[labels, comp] @ noise.unsqueeze(-1)).squeeze(-1)
 
     @torch.no_grad()
