@@ -64,6 +64,15 @@ def directions(key: str, _model, label: int | None = None):
     return find_directions(_model, n=1024, label=label)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def group_strip(key: str, _model, seed: int = 0) -> np.ndarray:
+    """One sample from each of a self-conditioned GAN's groups, 0 to k-1, in rows of up to 25."""
+    k = _model.label_count
+    with torch.no_grad():
+        z = _model.make_noise(k, generator=torch.Generator().manual_seed(seed))
+        return grid(_model.sample(z, torch.arange(k)), nrow=min(k, 25), scale=2)
+
+
 def image(pixels: np.ndarray, width: int | None = None, caption: str | None = None):
     st.image(pixels, width=width or "stretch", caption=caption, clamp=True, output_format="PNG")
 

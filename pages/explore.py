@@ -64,6 +64,8 @@ elif groups:
              "without their labels, and learned to draw each group. 'any' lets z pick the group, as often "
              "as it occurs in the data.")
     label = None if group == "any" else group
+    st.image(app_state.group_strip(model_key, model), width="stretch", clamp=True, output_format="PNG",
+             caption=f"One sample from each group, 0 to {groups - 1}, left to right and top to bottom.")
 
 
 @st.fragment

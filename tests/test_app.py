@@ -120,6 +120,23 @@ def test_a_tiny_training_run_updates_chart_and_grid_then_is_explorable():
     assert "trained 60 steps" in texts(at)
 
 
+def test_the_train_page_starts_a_self_conditioned_gan_with_the_groups_asked_for():
+    at = app("pages/train.py")
+    at.selectbox(key="train_model").set_value("mlp_gan").run()
+    groups = next(s for s in at.get("select_slider") if s.label == "Groups found without labels")
+    assert groups.value == 0                                    # the plain GAN unless asked
+    groups.set_value(10).run()
+    at.number_input[0].set_value(20).run()                      # steps
+    next(b for b in at.button if b.label == "Start").click().run()
+    assert not at.exception, at.exception
+    run = registry().get(at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"])
+    assert run.config.model_args["clusters"] == 10
+    wait_for(lambda: run.status == "finished" and run.final_checkpoint is not None, timeout=120)
+    ckpt = run.final_checkpoint
+    assert ckpt["model_args"]["clusters"] == 10 and ckpt["state_dict"]["clusters_fitted"].item()
+    assert ckpt["state_dict"]["cluster_centres"].shape == (10, 784)
+
+
 def test_saving_a_run_makes_it_explorable(tmp_path):
     reg = registry()
     run = reg.submit(TrainConfig.for_model("vae", steps=10, batch_size=16, model_args={"latent_dim": 2}))
@@ -243,11 +260,12 @@ def test_explore_group_picker_of_the_self_conditioned_dcgan():
     groups = at.get("select_slider")[0]
     assert groups.label == "Group to draw from" and groups.options[0] == "any" and len(groups.options) > 10
     assert any("self-conditioned" in c.value for c in at.caption)
-    first = image_urls(at)[:2]
-    groups.set_value(groups.options[4]).run()           # group 3: both the sample and the morph strip change
+    assert any("One sample from each group" in img.caption for el in at.get("image") for img in el.proto.imgs)
+    strip, sample, morph = image_urls(at)[:3]
+    groups.set_value(groups.options[4]).run()           # group 3: the sample and the morph change, the strip not
     assert not at.exception
-    after = image_urls(at)[:2]
-    assert after[0] != first[0] and after[1] != first[1]
+    after = image_urls(at)
+    assert after[0] == strip and after[1] != sample and after[2] != morph
 
 
 def test_explore_upload_corrupt_and_good_checkpoints():

@@ -184,6 +184,7 @@ class GAN(GenerativeModel):
             self.register_buffer("cluster_centres", torch.zeros(self.clusters, 784))      # (k, 784) in [-1, 1]
             self.register_buffer("cluster_weight", torch.full((self.clusters,), 1.0 / self.clusters))   # (k,)
             self.register_buffer("clusters_fitted", torch.zeros((), dtype=torch.bool))
+        self._clusters_ready = False        # set once fitted or checked in start_training
 
     @torch.no_grad()
     def fit_clusters(self, data, n: int = 20_000, seed: int = 0) -> None:
@@ -195,13 +196,14 @@ class GAN(GenerativeModel):
         axis = torch.linalg.svd(centres - centres.mean(0), full_matrices=False)[2][0]     # (784,)
         self.cluster_centres.copy_(centres[(centres @ axis).argsort()])
         self.clusters_fitted.fill_(True)
-        assign = torch.cat([self.assign_clusters(part) for part in data.batch(
-            torch.arange(len(data), device=data.labels.device))[0].split(10_000)])
+        self._clusters_ready = True
+        assign = torch.cat([self.assign_clusters(data.batch(index)[0])
+                            for index in torch.arange(len(data), device=data.labels.device).split(10_000)])
         self.cluster_weight.copy_(torch.bincount(assign, minlength=self.clusters).float() / len(assign))
 
     def assign_clusters(self, x: torch.Tensor) -> torch.Tensor:
         """Images (b, 1, 28, 28) -> the index of the nearest k-means centre (b,)."""
-        if not self.clusters_fitted:
+        if not self._clusters_ready:        # a Python flag: reading the buffer would sync a GPU every step
             raise RuntimeError("this GAN's groups are not fitted yet: call start_training(data) first")
         centres = self.cluster_centres.to(x.device)
         h = x.flatten(1).float()
@@ -210,6 +212,7 @@ class GAN(GenerativeModel):
     def start_training(self, data) -> None:
         if self.clusters and not self.clusters_fitted:
             self.fit_clusters(data)
+        self._clusters_ready = bool(self.clusters)
 
     def init_ema(self) -> None:
         """An exponential moving average of G's weights (Yazici et al. 2019, 'The Unusual Effectiveness of
