@@ -60,7 +60,7 @@ with left:
         "that join one digit to the next, and often favours some digits. A **self-conditioned** GAN (Liu et "
         "al., 2020) first sorts the training digits into groups by how their pixels look (k-means, no "
         "labels), then learns each group the way the conditional GAN learns each digit. The shipped dcgan "
-        "is one: on the Explore page you can pick a group it found.")
+        "and mlp_gan are: on the Explore page you can pick a group they found.")
 with right:
     st.subheader("What a latent space is")
     st.markdown(

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from .base import GAN, NUM_CLASSES, ModelConfig, check_range
 from .dcgan import ConditionalGenerator, ProjectionDiscriminator, dcgan_init
 

@@ -44,6 +44,7 @@ class ProjectionCritic(nn.Module):
         self.net = net
         self.embed = nn.Embedding(num_labels, net[-2].in_features)
         nn.init.zeros_(self.embed.weight)       # starts as the unconditional critic
+
     def forward(self, x, labels):
         h = self.net[:-2](x)                                     # (b, 256)
         return self.net[-2:](h) + (self.embed(labels) * h).sum(1)
