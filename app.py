@@ -2,14 +2,13 @@
 import os
 
 # Set before torch loads OpenMP. Training threads and page scripts both call into torch; with OpenMP's
-# default busy-waiting their thread teams spin against each other on a 2-core machine. Measured: a served
-# cgan run reached digits at step 525 after 57.6 s of training with the default, 36.1 s with PASSIVE.
+# default busy-waiting their thread teams spin against each other on a 2-core machine, and the training
+# slows down.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402
 
-import app_common  # noqa: E402
-import app_state  # noqa: E402
+from ui import cached  # noqa: E402
 
 st.set_page_config(page_title="aigc — generative models on MNIST", page_icon=":material/draw:", layout="wide")
 
@@ -21,10 +20,10 @@ pages = st.navigation([
 ])
 
 with st.sidebar:
-    st.caption(f"Running on **{app_state.device_label()}**")
-    counts = app_state.registry().counts()
+    st.caption(f"Running on **{cached.device_label()}**")
+    counts = cached.registry().counts()
     st.caption(f"Trainings: {counts['running']} running · {counts['queued']} queued · "
                f"{counts['max_jobs']} at a time")
 
-app_common.warm_up()          # MNIST and the classifier load in the background, once per server
+cached.warm_up()          # MNIST and the classifier load in the background, once per server
 pages.run()

@@ -6,6 +6,7 @@ need to run code to unpickle is refused, never executed.
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pickle
@@ -16,7 +17,7 @@ from typing import BinaryIO
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .models import MODELS, GenerativeModel, build_model
 
 FORMAT = "aigc-checkpoint"
@@ -86,9 +87,10 @@ def read_checkpoint(source: str | os.PathLike | bytes | BinaryIO) -> dict:
         if len(source) > MAX_CHECKPOINT_BYTES:
             raise CheckpointError(f"file is {len(source) / 2**20:.0f} MB; aigc checkpoints are at most {MAX_CHECKPOINT_BYTES // 2**20} MB")
         source = io.BytesIO(source)
-    name = getattr(source, "name", None) or (Path(source).name if isinstance(source, (str, os.PathLike)) else "upload")
-    try:
-        ckpt = torch.load(source, map_location="cpu", weights_only=True)
+    is_path = isinstance(source, (str, os.PathLike))
+    name = getattr(source, "name", None) or (Path(source).name if is_path else "upload")
+    try:   # a file is mapped, not read: its tensors are copied only where a model takes them
+        ckpt = torch.load(source, map_location="cpu", weights_only=True, mmap=is_path)
     except FileNotFoundError:
         raise CheckpointError(f"{name}: no such file") from None
     except pickle.UnpicklingError as exc:
@@ -134,8 +136,9 @@ def load_checkpoint(source, device: str | torch.device = "cpu") -> tuple[Generat
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
-def list_checkpoints(*folders: str | os.PathLike) -> dict[str, Path]:
-    """{label: path} of the model checkpoints in the given folders (default: the shipped ones), by name.
+def list_checkpoints(*folders: str | os.PathLike, model: str | None = None) -> dict[str, Path]:
+    """{label: path} of the model checkpoints in the given folders (default: the shipped ones), by name;
+    with `model`, only the readable ones that hold that model.
 
     The metrics classifier lives in the same folder but is not a generative model, so it is left out.
     """
@@ -144,6 +147,23 @@ def list_checkpoints(*folders: str | os.PathLike) -> dict[str, Path]:
         folder = Path(folder)
         if folder.is_dir():
             for path in sorted(folder.glob("*.pt")):
-                if path.name != "mnist_classifier.pt":
+                if path.name != "mnist_classifier.pt" and (model is None or checkpoint_model_name(path) == model):
                     found[path.stem] = path
     return found
+
+
+def checkpoint_model_name(path: Path) -> str | None:
+    """The model a checkpoint file holds, or None if it is not a readable checkpoint; read once per
+    version of the file."""
+    try:
+        return _model_name(str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _model_name(path: str, mtime_ns: int) -> str | None:
+    try:
+        return read_checkpoint(path)["model_name"]
+    except CheckpointError:
+        return None

@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import argparse
 import ast
-import math
 import sys
 import time
 from pathlib import Path
 
-from . import __version__
-from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, read_checkpoint, save_checkpoint
 from .device import configure_threads, describe_device, pick_device
 from .images import grid, png_bytes
 from .models import MODELS
-from .trainer import TrainConfig, Trainer
+from .sampling import samples
+from .trainer import Status, TrainConfig, Trainer, format_duration
+from .version import __version__
 
 
 def _model_arg(text: str) -> tuple[str, object]:
@@ -24,13 +24,6 @@ def _model_arg(text: str) -> tuple[str, object]:
         return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return key, value
-
-
-def _fmt_time(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "--:--"
-    m, s = divmod(int(seconds + 0.5), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 
 class ProgressBar:
@@ -48,7 +41,7 @@ class ProgressBar:
         bar = "#" * int(done * self.width) + "-" * (self.width - int(done * self.width))
         metrics = "  ".join(f"{k} {log[k]:.3f}" for k in trainer.model.metric_names)
         line = (f"step {log['step']:>6}/{log['target_step']} [{bar}] {log['images_per_s']:7.0f} img/s "
-                f"ETA {_fmt_time(log['eta_s'])}  {metrics}")
+                f"ETA {format_duration(log['eta_s'], '--:--')}  {metrics}")
         now = time.monotonic()
         if self.tty:
             self.stream.write("\r" + line)
@@ -65,33 +58,29 @@ class ProgressBar:
 
 def cmd_train(args) -> int:
     configure_threads(args.threads)
-    init = None
-    if args.init:
-        model, init = load_checkpoint(args.init)
-        args.model = args.model or init["model_name"]
-        if args.model != init["model_name"]:
-            raise ValueError(f"--init is a {init['model_name']} checkpoint but --model is {args.model}")
-    args.model = args.model or next(iter(MODELS))
-    overrides = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, seed=args.seed,
-                     device=args.device, sample_every=args.sample_every, max_seconds=args.max_seconds,
-                     data_dir=args.data_dir)
-    config = TrainConfig.for_model(args.model, **overrides)
+    overrides = dict(model=args.model, model_args=dict(args.model_arg or []), steps=args.steps,
+                     batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, seed=args.seed, device=args.device,
+                     sample_every=args.sample_every, max_seconds=args.max_seconds, data_dir=args.data_dir)
+    init = read_checkpoint(args.init) if args.init else None
     if init is not None:
-        config.model_args = dict(init["model_args"])
-    config.model_args.update(dict(args.model_arg or []))
-    config.validate()
-    out = Path(args.out or f"runs/{args.model}.pt")
-    samples_dir = Path(args.samples_dir) if args.samples_dir else None
-    if init is not None:
-        trainer = Trainer(config, model=model.train(), start_step=init["step"],
-                          history={k: list(v) for k, v in init["history"].items()})
+        config = TrainConfig.for_checkpoint(init, **overrides)
     else:
-        trainer = Trainer(config)
-    print(f"aigc {__version__}: training {args.model} {config.model_args or ''} on {describe_device(trainer.device)}, "
+        config = TrainConfig.for_model(overrides.pop("model") or next(iter(MODELS)), **overrides)
+    config.validate()
+    out = Path(args.out or f"runs/{config.model}.pt")
+    samples_dir = Path(args.samples_dir) if args.samples_dir else None
+    trainer = Trainer(config, init=init)
+    print(f"aigc {__version__}: training {config.model} {config.model_args or ''} on {describe_device(trainer.device)}, "
           f"{config.steps} steps of {config.batch_size}", file=sys.stderr)
     bar = ProgressBar()
     trainer.add_callback("on_log", bar)
-    trainer.add_callback("on_finishing", lambda t: (bar.close(), print(t.model.finishing_note, file=sys.stderr)))
+
+    def say_what_it_fits(t: Trainer) -> None:
+        if t.status is Status.FINISHING:
+            bar.close()
+            print(t.model.finishing_note, file=sys.stderr)
+
+    trainer.add_callback("on_status", say_what_it_fits)
     if samples_dir is not None:
         samples_dir.mkdir(parents=True, exist_ok=True)
         trainer.add_callback("on_samples", lambda t: (samples_dir / f"step{t.step:06d}.png").write_bytes(
@@ -99,30 +88,24 @@ def cmd_train(args) -> int:
     try:
         status = trainer.run()
     except KeyboardInterrupt:
-        status, trainer.message = "stopped", "interrupted from the keyboard"
+        status, trainer.message = Status.STOPPED, "interrupted from the keyboard"
     bar.close()
     save_checkpoint(trainer.checkpoint(half=args.half), out)
     png = out.with_suffix(".png")
     png.write_bytes(png_bytes(grid(trainer.sample_fixed(), scale=2)))
     print(f"{status} at step {trainer.step} after {trainer.train_seconds:.1f} s of training"
           f"{': ' + trainer.message if trainer.message else ''}\nsaved {out} and {png}", file=sys.stderr)
-    return 0 if status in ("finished", "stopped") else 1
+    return 0 if status in (Status.FINISHED, Status.STOPPED) else 1
 
 
 def cmd_sample(args) -> int:
-    import torch
-
     model, _ = load_checkpoint(args.ckpt, pick_device(args.device))
-    z = model.make_noise(args.n, generator=torch.Generator().manual_seed(args.seed))
-    labels = model.default_labels(args.n) if model.conditional else None
     if args.label is not None:
         if not model.label_count:
             raise ValueError(f"--label needs a conditional or self-conditioned model; {model.name} is neither")
         if not 0 <= args.label < model.label_count:
             raise ValueError(f"--label must be between 0 and {model.label_count - 1} for this model, got {args.label}")
-        labels = torch.full((args.n,), args.label, device=z.device)
-    with torch.no_grad():
-        images = model.sample(z, labels)
+    images = samples(model, args.seed, args.n, args.label)
     out = Path(args.out or Path(args.ckpt).with_suffix(".samples.png").name)
     out.write_bytes(png_bytes(grid(images, nrow=args.nrow, scale=args.scale)))
     print(f"wrote {args.n} samples of {model.name} to {out}")

@@ -62,7 +62,7 @@ def _torchvision_root(root: Path) -> Path:
 
 @functools.lru_cache(maxsize=4)
 def _load_cpu(root: str, train: bool) -> MNISTTensors:
-    from torchvision.datasets import MNIST  # imported here: torchvision costs ~1 s to import
+    from torchvision.datasets import MNIST  # imported here: torchvision is slow to import
 
     try:
         ds = MNIST(str(_torchvision_root(Path(root))), train=train, download=True)

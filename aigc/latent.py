@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 
 from .models import GenerativeModel
+from .sampling import as_labels, noise
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -32,8 +33,7 @@ def interpolate(model: GenerativeModel, z0, z1, steps: int = 10, mode: str = "sl
         raise ValueError(f"interpolation mode must be 'lerp' or 'slerp', got {mode!r}")
     t = torch.linspace(0, 1, steps, device=z0.device)
     path = (slerp if mode == "slerp" else lerp)(z0, z1, t)                 # (steps, d)
-    labels = torch.full((steps,), label, device=z0.device) if model.label_count and label is not None else None
-    return model.sample(path, labels)
+    return model.sample(path, as_labels(model, steps, label))
 
 
 # ---- directions ----------------------------------------------------------------------------------
@@ -77,13 +77,8 @@ def find_directions(model: GenerativeModel, n: int = 2048, seed: int = 0, label:
     along which that statistic grows fastest on average (a linear probe of G, cf. GANSpace, Härkönen 2020)."""
     was_training = model.training
     model.eval()
-    z = model.make_noise(n, generator=torch.Generator().manual_seed(seed))            # (n, d)
-    labels = None
-    if label is not None and model.label_count:
-        labels = torch.full((n,), label, device=z.device)
-    elif model.conditional:
-        labels = model.default_labels(n)
-    stats = image_statistics(model.sample(z, labels).float())
+    z = noise(model, n, seed)                                                          # (n, d)
+    stats = image_statistics(model.sample(z, as_labels(model, n, label)).float())
     model.train(was_training)
     zc = torch.cat([z, torch.ones(n, 1, device=z.device)], 1).float()                 # (n, d + 1) with bias
     directions = []

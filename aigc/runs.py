@@ -21,13 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import CheckpointError, checkpoint_bytes, model_from_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, checkpoint_bytes, save_checkpoint
 from .device import pick_device
 from .images import to_uint8
-from .trainer import TrainConfig, Trainer
-
-ACTIVE = ("queued", "running", "paused", "finishing")
-DONE = ("finished", "stopped", "diverged", "failed", "cancelled")
+from .trainer import Status, TrainConfig, Trainer
 
 
 def default_max_jobs() -> int:
@@ -44,7 +41,7 @@ class RunView:
     """A consistent copy of a run's state, safe to draw without holding any lock."""
     id: str
     model: str
-    status: str
+    status: Status
     message: str
     step: int
     target_step: int
@@ -60,7 +57,7 @@ class RunView:
 
     @property
     def active(self) -> bool:
-        return self.status in ACTIVE
+        return self.status.active
 
 
 @dataclass(eq=False)
@@ -70,7 +67,7 @@ class Run:
     key: str                                 # whoever holds it may control the run; viewers without it watch
     init_checkpoint: dict | None = None
     created: float = field(default_factory=time.time)
-    status: str = "queued"
+    status: Status = Status.QUEUED
     message: str = ""
     step: int = 0
     target_step: int = 0
@@ -103,6 +100,13 @@ class Run:
         with self.lock:
             return self.snapshots[index]
 
+    def set_status(self, status: Status, message: str = "") -> None:
+        """The one writer of a run's status: its trainer reports through here ('on_status'), the registry
+        for the states a run has without one. A message already given (why it was stopped) is kept."""
+        with self.lock:
+            self.status = status
+            self.message = self.message or message
+
     # ---- trainer callbacks (worker thread) -------------------------------------------------------
     def _on_log(self, trainer: Trainer) -> None:
         with self.lock:
@@ -124,8 +128,8 @@ class Run:
                 self.snapshots = self.snapshots[:-1:2] + [self.snapshots[-1]]
 
     def _on_status(self, trainer: Trainer) -> None:
-        with self.lock:
-            self.status = trainer.status
+        if trainer.status.active:   # the final status is set once the final weights are stored (RunRegistry._work)
+            self.set_status(trainer.status, trainer.message)
 
     def checkpoint(self) -> dict:
         """The run's weights now (mid-run: the trainer's current ones), as a checkpoint dict."""
@@ -172,9 +176,8 @@ class RunRegistry:
     def submit(self, config: TrainConfig, init_checkpoint: dict | None = None) -> Run:
         """Validates, then starts the run or queues it; raises ValueError with a readable message."""
         config.validate()
-        if init_checkpoint is not None and init_checkpoint.get("model_name") != config.model:
-            raise ValueError(f"the starting checkpoint is a {init_checkpoint.get('model_name')}, "
-                             f"but the run trains a {config.model}")
+        if init_checkpoint is not None:
+            config.check_continues(init_checkpoint)
         self.reap()
         with self._lock:
             if len(self._queue) >= self.max_queue:
@@ -232,8 +235,7 @@ class RunRegistry:
         with self._lock:
             if run in self._queue:
                 self._queue.remove(run)
-                with run.lock:
-                    run.status, run.message = "cancelled", reason or "cancelled before it started"
+                run.set_status(Status.CANCELLED, reason or "cancelled before it started")
                 return
         with run.lock:
             if reason:
@@ -256,7 +258,7 @@ class RunRegistry:
         """Stops runs nobody has polled for idle_timeout seconds (their tab was closed)."""
         now, reaped = self.clock(), []
         with self._lock:
-            candidates = [r for r in self._runs.values() if r.status in ACTIVE]
+            candidates = [r for r in self._runs.values() if r.status.active]
         for run in candidates:
             if now - run.last_seen > self.idle_timeout:
                 run.autosave = True
@@ -267,7 +269,7 @@ class RunRegistry:
 
     def _forget_old(self) -> None:
         """Drops the oldest finished runs beyond max_runs (called with the lock held)."""
-        done = [r for r in sorted(self._runs.values(), key=lambda r: r.last_seen) if r.status in DONE]
+        done = [r for r in sorted(self._runs.values(), key=lambda r: r.last_seen) if not r.status.active]
         excess = len(self._runs) - self.max_runs
         for run in done[:max(0, excess)]:
             del self._runs[run.id]
@@ -277,17 +279,14 @@ class RunRegistry:
             while self._queue and len(self._running) < self.max_jobs:
                 run = self._queue.popleft()
                 self._running.add(run)
-                with run.lock:
-                    run.status = "running"
+                run.set_status(Status.RUNNING)
                 threading.Thread(target=self._work, args=(run,), name=f"aigc-run-{run.id}", daemon=True).start()
 
     def _work(self, run: Run) -> None:
         started = time.monotonic()
         try:
-            trainer = self._make_trainer(run)
-            for event, fn in (("on_log", run._on_log), ("on_samples", run._on_samples),
-                              ("on_pause", run._on_status), ("on_finishing", run._on_status),
-                              ("on_end", run._on_status)):
+            trainer = Trainer(run.config, init=run.init_checkpoint)
+            for event, fn in (("on_log", run._on_log), ("on_samples", run._on_samples), ("on_status", run._on_status)):
                 trainer.add_callback(event, fn)
             with run.lock:
                 run.trainer = trainer
@@ -298,11 +297,10 @@ class RunRegistry:
             trainer.run()
             final = trainer.checkpoint(extra={"run_id": run.id})
             with run.lock:
-                run.status = trainer.status
-                run.message = run.message or trainer.message
                 run.final_checkpoint = final
                 run.trainer = None            # frees optimizer state, activations and the data reference
-            if self.runs_dir is not None and (run.autosave or trainer.status == "diverged"):
+            run.set_status(trainer.status, trainer.message)
+            if self.runs_dir is not None and (run.autosave or trainer.status is Status.DIVERGED):
                 try:
                     self.save(run)
                 except CheckpointError as exc:
@@ -310,18 +308,10 @@ class RunRegistry:
                         run.message += f" (autosave failed: {exc})"
         except Exception as exc:
             with run.lock:
-                run.status, run.message, run.trainer = "failed", f"{type(exc).__name__}: {exc}", None
+                run.trainer = None
+            run.set_status(Status.FAILED, f"{type(exc).__name__}: {exc}")
         finally:
             with self._lock:
                 self._running.discard(run)
                 self._recent_durations.append(time.monotonic() - started)
             self._start_queued()
-
-    def _make_trainer(self, run: Run) -> Trainer:
-        ckpt = run.init_checkpoint
-        if ckpt is None:
-            return Trainer(run.config)
-        device = pick_device(run.config.device)
-        model = model_from_checkpoint(ckpt, device).train()
-        return Trainer(run.config, model=model, start_step=int(ckpt.get("step", 0)),
-                       history={k: list(v) for k, v in ckpt.get("history", {}).items()})

@@ -1,9 +1,9 @@
 """One training loop for every model (minGPT's Trainer): it knows no model, only the interface.
 
 It reports through callbacks — 'on_log' (smoothed metrics, speed, ETA), 'on_samples' (a grid from
-fixed noise), 'on_pause', 'on_finishing' (a model fits something after training), 'on_end' — so the CLI can print and the app can draw from the same loop. pause(),
-resume() and stop() may be called from any thread. A loss that turns NaN/inf ends the run and puts
-back the last weights that were seen finite.
+fixed noise), 'on_status' (every change of its Status), 'on_end' — so the CLI can print and the app
+can draw from the same loop. pause(), resume() and stop() may be called from any thread. A loss that
+turns NaN/inf ends the run and puts back the last weights that were seen finite.
 """
 from __future__ import annotations
 
@@ -11,14 +11,51 @@ import math
 import threading
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
+from enum import Enum
 
 import torch
 
-from .checkpoint import make_checkpoint
+from .checkpoint import make_checkpoint, model_from_checkpoint
 from .data import MNISTTensors, load_mnist
 from .device import autocast, pick_device, seed_everything
-from .models import MODELS, GenerativeModel, build_model, check_range
+from .models import MODELS, GenerativeModel, Setting, build_model, check_range
+from .sampling import noise
+
+
+class Status(str, Enum):
+    """Where a run is. A Trainer writes the states of the run it drives, each through one method that
+    reports it ('on_status'); the run registry adds the two states a run has without a trainer."""
+    READY = "ready"            # built, not started
+    QUEUED = "queued"          # waiting for a free job slot (registry)
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHING = "finishing"    # the model fits something after its last step (a VAE's prior)
+    FINISHED = "finished"
+    STOPPED = "stopped"        # stopped early; its weights are kept
+    DIVERGED = "diverged"      # a loss became NaN/inf; the last finite weights are kept
+    FAILED = "failed"
+    CANCELLED = "cancelled"    # stopped while queued (registry)
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def active(self) -> bool:
+        """Still queued or training: its page keeps polling."""
+        return self in (Status.QUEUED, Status.RUNNING, Status.PAUSED, Status.FINISHING)
+
+    @property
+    def went_wrong(self) -> bool:
+        return self in (Status.DIVERGED, Status.FAILED)
+
+
+def format_duration(seconds: float, unknown: str = "—") -> str:
+    """m:ss, or h:mm:ss from an hour on; `unknown` for an infinite or NaN time (no speed measured yet)."""
+    if not math.isfinite(seconds):
+        return unknown
+    m, s = divmod(int(seconds + 0.5), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
 
 GPU_BATCH_SCALE = 4
 LIMITS = {  # name: (low, high, kind) — the UI's sliders use the same numbers
@@ -63,6 +100,22 @@ class TrainConfig:
         recipe.update({k: v for k, v in overrides.items() if v is not None})
         return cls(model=model, **recipe)
 
+    @classmethod
+    def for_checkpoint(cls, checkpoint: dict, **overrides) -> "TrainConfig":
+        """The rule for continuing a checkpoint: the same model with the same settings (any model_args
+        given are laid over the checkpoint's), then the model's recipe and the caller's overrides."""
+        model = overrides.pop("model", None) or checkpoint["model_name"]
+        model_args = {**checkpoint["model_args"], **(overrides.pop("model_args", None) or {})}
+        config = cls.for_model(model, model_args=model_args, **overrides)
+        config.check_continues(checkpoint)
+        return config
+
+    def check_continues(self, checkpoint: dict) -> None:
+        """Raises ValueError unless this config trains the model the checkpoint holds."""
+        if checkpoint.get("model_name") != self.model:
+            raise ValueError(f"the starting checkpoint is a {checkpoint.get('model_name')}, "
+                             f"but the run trains a {self.model}")
+
     def validate(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
@@ -79,20 +132,45 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+TRAIN_SETTINGS = (  # what the Train page offers for every model; defaults come from the model's recipe
+    Setting("steps", "Steps", None, "Optimisation steps; each sees one batch of real digits.", step=100),
+    Setting("batch_size", "Batch size", None, step=16),
+    Setting("lr", "Learning rate", None, "Adam's step size. Too high and the run diverges; aigc then stops it "
+                                         "and keeps the last good weights.", step=1e-4, format="%.5f"),
+    Setting("seed", "Seed", 0, "Same seed, same run."),
+)
+
+
+def train_settings(model: str) -> tuple[Setting, ...]:
+    """TRAIN_SETTINGS with their ranges from LIMITS and this model's recipe as the defaults."""
+    recipe = TrainConfig.for_model(model)
+    return tuple(replace(s, low=LIMITS[s.name][0], high=LIMITS[s.name][1], default=getattr(recipe, s.name))
+                 for s in TRAIN_SETTINGS)
+
+
 class Trainer:
+    """Trains config.model from scratch, or continues `init` (a checkpoint dict: its weights, step count
+    and history; build its config with TrainConfig.for_checkpoint). `model` may instead hand over a model
+    already built, with `start_step` and `history`."""
+
     def __init__(self, config: TrainConfig, model: GenerativeModel | None = None,
-                 data: MNISTTensors | None = None, start_step: int = 0, history: dict | None = None):
+                 data: MNISTTensors | None = None, start_step: int = 0, history: dict | None = None,
+                 init: dict | None = None):
         config.validate()
         self.config = config
         self.device = pick_device(config.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True    # fixed shapes: let cuDNN pick the fastest kernels once
         seed_everything(config.seed)
+        if init is not None:             # its weights, built with this config's settings
+            config.check_continues(init)
+            model = model_from_checkpoint({**init, "model_args": config.model_args}, self.device)
+            start_step = int(init.get("step", 0))
+            history = {k: list(v) for k, v in init.get("history", {}).items()}
         self.model = (model or build_model(config.model, config.model_args)).to(self.device).train()
         self.data = (data or load_mnist(train=True, device=self.device, data_dir=config.data_dir)).to(self.device)
         self.optimizers = self.model.configure_optimizers(config.lr, (config.beta1, config.beta2))
-        fixed = torch.Generator().manual_seed(config.seed)
-        self.fixed_noise = self.model.make_noise(config.num_samples, generator=fixed)   # (n, latent)
+        self.fixed_noise = noise(self.model, config.num_samples, config.seed)           # (n, latent)
         self.fixed_labels = self.model.default_labels(config.num_samples)
         self.step = start_step
         self.target_step = start_step + config.steps
@@ -101,7 +179,7 @@ class Trainer:
             self.history.setdefault(key, [])
         self.samples: torch.Tensor | None = None     # (n, 1, 28, 28) in [-1, 1], on the CPU
         self.last_log: dict = {}
-        self.status = "ready"     # ready | running | paused | finishing | finished | stopped | diverged | failed
+        self.status = Status.READY
         self.message = ""
         self.train_seconds = 0.0
         self.callbacks = defaultdict(list)
@@ -119,6 +197,13 @@ class Trainer:
     def trigger(self, event: str) -> None:
         for fn in self.callbacks[event]:
             fn(self)
+
+    def _set_status(self, status: Status, message: str = "") -> None:
+        """The one place the trainer's status changes; every change is reported through 'on_status'."""
+        self.status = status
+        if message:
+            self.message = message
+        self.trigger("on_status")
 
     def pause(self):
         self._resume.clear()
@@ -170,7 +255,7 @@ class Trainer:
         good = self._snapshot()
         window = {k: torch.zeros((), device=self.device) for k in names}
         window_steps, window_time, window_start = 0, 0.0, time.perf_counter()
-        self.status = "running"
+        self._set_status(Status.RUNNING)
         try:
             self.model.start_training(self.data)      # counts as training time, but not in the first img/s
             good = self._snapshot()
@@ -181,11 +266,10 @@ class Trainer:
                     elapsed = time.perf_counter() - window_start
                     self.train_seconds += elapsed
                     window_time += elapsed
-                    self.status = "paused"
-                    self.trigger("on_pause")
+                    self._set_status(Status.PAUSED)
                     self._resume.wait()
                     window_start = time.perf_counter()
-                    self.status = "running"
+                    self._set_status(Status.RUNNING)
                     continue
                 x, y = self.data.batch(self._next_index(c.batch_size))
                 metrics = self.model.train_step(x, y, self.optimizers, amp)
@@ -198,8 +282,7 @@ class Trainer:
                     means = {k: (window[k] / window_steps).item() for k in names}
                     if not all(math.isfinite(v) for v in means.values()):
                         self._restore(good)
-                        self.status = "diverged"
-                        self.message = self._divergence_message(means)
+                        self._set_status(Status.DIVERGED, self._divergence_message(means))
                         break
                     good = self._snapshot()
                     elapsed = time.perf_counter() - window_start
@@ -212,21 +295,19 @@ class Trainer:
                     self.trigger("on_samples")
                 if c.max_seconds and self.train_seconds >= c.max_seconds:
                     break
-            if self.status == "running":
-                final = "stopped" if self._stop.is_set() else "finished"
+            if self.status is Status.RUNNING:
+                final = Status.STOPPED if self._stop.is_set() else Status.FINISHED
                 if self.model.finishing_note:
-                    self.status = "finishing"
-                    self.trigger("on_finishing")
+                    self._set_status(Status.FINISHING)
                 if self.model.finish_training(self.data):       # it changed how it samples: redraw the grid
                     self.fixed_labels = self.model.default_labels(self.config.num_samples)
                     self.samples = self.sample_fixed()
                     self.trigger("on_samples")
-                self.status = final
+                self._set_status(final)
         except Exception as exc:  # out of memory, a bad device: report it, keep the last good weights
             self._restore(good)
-            self.status = "failed"
-            self.message = f"training failed at step {self.step}: {type(exc).__name__}: {exc}"
-        if self.samples is None or self.status in ("diverged", "failed"):
+            self._set_status(Status.FAILED, f"training failed at step {self.step}: {type(exc).__name__}: {exc}")
+        if self.samples is None or self.status.went_wrong:
             self.samples = self.sample_fixed()
         self.trigger("on_end")
         return self.status

@@ -22,6 +22,7 @@ import torch  # noqa: E402
 from aigc import configure_threads, list_checkpoints, load_checkpoint  # noqa: E402
 from aigc.images import grid, png_bytes  # noqa: E402
 from aigc.latent import find_directions  # noqa: E402
+from aigc.sampling import noise  # noqa: E402
 
 
 def pct(values, q):
@@ -40,7 +41,7 @@ def main():
     for name, path in list_checkpoints().items():
         model, _ = load_checkpoint(path)
         direction = find_directions(model, n=256)[0].vector
-        z0 = model.make_noise(1, generator=torch.Generator().manual_seed(7))
+        z0 = noise(model, 1, 7)
         labels = model.default_labels(1)
         backend = []
         for k in range(args.moves):

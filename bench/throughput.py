@@ -8,7 +8,7 @@ on CUDA), paying for what the app needs on top: G's moving average and a sample 
 Both train a fresh copy of the same architecture, in the same process, after a warm-up, alternating
 rounds so drift in the machine's load hits both alike. Device: aigc.device.pick_device (CUDA if any).
 
-    .venv/bin/python bench/throughput.py --model dcgan --seconds 6 --rounds 3     # the default, ~50 s on 2 cores
+    .venv/bin/python bench/throughput.py --model dcgan --seconds 6 --rounds 3     # the default
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ recipe on this machine's device (aigc.device.pick_device); at each mark the Fré
 samples vs the test set, with its ratio to the real-data floor), confidence and coverage are taken.
 Scoring pauses the clock: only Trainer.train_seconds counts.
 
-    .venv/bin/python bench/time_to_digits.py --marks 30,60,120            # all models, ~12 min on 2 cores
+    .venv/bin/python bench/time_to_digits.py --marks 30,60,120            # all models
     .venv/bin/python bench/time_to_digits.py --model cgan --marks 5 --n 1000   # smoke test
     .venv/bin/python bench/time_to_digits.py --model dcgan --model-arg clusters=30   # self-conditioned
 """

@@ -1,10 +1,9 @@
 import streamlit as st
 
-import app_common
-import app_state
 from aigc import CheckpointError, list_checkpoints
+from ui import cached, charts, session, widgets
 
-app_common.require_frame()      # a page opened directly on a fresh server: go through app.py
+session.require_frame()
 
 st.title("Compare the shipped models")
 st.markdown("Every model draws from the same random seeds. The scores come from a digit classifier "
@@ -15,9 +14,9 @@ if not shipped:
     st.warning("No shipped checkpoints found in checkpoints/ yet. They appear here once they are trained "
                "(scripts/make_checkpoints.sh); meanwhile train and save your own on the **Train** page.")
     st.stop()
-can_score = app_common.metrics_available()
+can_score = cached.metrics_available()
 c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
-seed = c1.number_input("Seed", 0, 1_000_000, 0, help="Change it to see other samples from every model.")
+seed = c1.number_input("Seed", 0, 1_000_000, 0, key="compare_seed", help="Change it to see other samples from every model.")
 score = c2.toggle("Score each model (a few seconds per model, once per server)", value=False, key="compare_score",
                   disabled=not can_score,
                   help=None if can_score else "The metrics module (aigc.metrics) is not available on this server.")
@@ -29,15 +28,15 @@ for row in range(0, len(names), 3):                       # three per row: big e
         with col:
             st.subheader(name)
             try:
-                model, ckpt = app_state.load_path(path)
+                loaded = cached.model_file(path)
             except (CheckpointError, OSError) as exc:
                 st.error(f"This checkpoint can't be used: {exc}")
                 continue
-            app_state.image(app_state.sample_grid(model, int(seed), n=36, nrow=6, scale=4),
-                            caption=f"{ckpt['model_name']} · {ckpt['step']:,} steps")
+            widgets.image(cached.sample_grid(loaded.key, loaded.model, int(seed), n=36, nrow=6, scale=4),
+                          caption=f"{loaded.checkpoint['model_name']} · {loaded.checkpoint['step']:,} steps")
             if score:
                 try:
-                    s = app_state.evaluate(str(path), path.stat().st_mtime)
+                    s = cached.evaluate(str(path), path.stat().st_mtime)
                 except (CheckpointError, ImportError, OSError, RuntimeError) as exc:
                     st.error(f"Could not score it: {exc}")
                 else:
@@ -46,8 +45,8 @@ for row in range(0, len(names), 3):                       # three per row: big e
                     m2.metric("Confidence", f"{s['confidence']:.2f}", help="Higher is better (max 1).")
                     st.caption(f"{s['fid_ratio']:.1f}× the real-data floor ({s['fid_floor']:.2f}) · "
                                f"{s['coverage']}/10 digits · what the classifier reads:")
-                    st.vega_lite_chart(app_common.class_histogram_rows(s["class_hist"]),
-                                       app_common.class_histogram_spec(), width="stretch")
+                    st.vega_lite_chart(charts.class_histogram_rows(s["class_hist"]),
+                                       charts.class_histogram_spec(), width="stretch")
 
 st.divider()
 st.markdown(

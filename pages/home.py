@@ -1,10 +1,9 @@
 import streamlit as st
 
-import app_common
-import app_state
-from aigc import MODELS, CheckpointError
+from aigc import MODELS, CheckpointError, list_checkpoints
+from ui import cached, session, widgets
 
-app_common.require_frame()      # a page opened directly on a fresh server: go through app.py
+session.require_frame()
 
 st.title("aigc — watch a machine learn to write digits")
 
@@ -23,18 +22,20 @@ with intro:
     b1.page_link("pages/train.py", label="Start training", icon=":material/model_training:")
     b2.page_link("pages/explore.py", label="Explore a trained model", icon=":material/explore:")
 
-shipped = app_state.checkpoint_choices()
+shipped = session.checkpoint_choices()
 with picture:
-    demo = next((p for name, p in shipped.items() if name.startswith("cgan")), None)
+    default_model = next(iter(MODELS))                   # the model the Train page starts with
+    demo = next(iter(list_checkpoints(model=default_model).values()), None)
     if demo is not None:
         try:
-            model, ckpt = app_state.load_path(demo)
+            loaded = cached.model_file(demo)
         except (CheckpointError, OSError):
             pass
         else:
-            app_state.image(app_state.sample_grid(model, seed=0, n=60, nrow=10, scale=3),
-                            caption=f"Digits drawn by the shipped conditional GAN after {ckpt['step']:,} steps: "
-                                    f"each column is told which digit to draw, each row starts from other noise.")
+            widgets.image(cached.sample_grid(loaded.key, loaded.model, seed=0, n=60, nrow=10, scale=3),
+                          caption=f"Digits drawn by the shipped {default_model} after {loaded.checkpoint['step']:,} "
+                                  f"steps" + (": each column is told which digit to draw, each row starts from "
+                                              "other noise." if loaded.model.conditional else "."))
 
 st.divider()
 left, right = st.columns(2, gap="large")
@@ -82,7 +83,7 @@ st.subheader("The models")
 for name, (_, cls) in MODELS.items():
     st.markdown(f"- **{name}** — {cls.summary}")
 
-st.caption(f"Device in use: **{app_state.device_label()}**")
+st.caption(f"Device in use: **{cached.device_label()}**")
 if shipped:
     st.caption("Checkpoints ready to explore: " + ", ".join(shipped))
 else:

@@ -3,30 +3,28 @@ import time
 
 import pytest
 import torch
+from conftest import tiny_vae_run, wait_for
 from streamlit.testing.v1 import AppTest
 
-from aigc import TrainConfig, build_model, make_checkpoint
+from aigc import Status, TrainConfig, build_model, make_checkpoint
 from aigc.checkpoint import checkpoint_bytes
+from ui import cached, charts
 
 
 @pytest.fixture(autouse=True)
 def fresh_server(tmp_path, monkeypatch):
     """Each test gets a new run registry (as a new server would) writing into its own runs folder."""
-    import app_state
-
     monkeypatch.setenv("AIGC_RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setattr(app_state, "RUNS_DIR", tmp_path / "runs")
-    app_state.registry.clear()
+    cached.registry.clear()
     yield
-    reg = app_state.registry()
+    reg = cached.registry()
     for run in reg.all_runs():
         reg.stop(run)
-    app_state.registry.clear()
+    cached.registry.clear()
 
 
 def registry():
-    import app_state
-    return app_state.registry()
+    return cached.registry()
 
 
 def app(page=None, **query):
@@ -44,26 +42,29 @@ def image_urls(at):
     return [img.url for el in at.get("image") for img in el.proto.imgs]
 
 
-def charts(at):
-    """The live loss charts (Vega-Lite: they update in place in the browser, see app_common.live_chart)."""
+def live_charts(at):
+    """The live loss charts (Vega-Lite: they update in place in the browser, see ui.charts)."""
     return at.get("vega_lite_chart")
 
 
 def chart_rows(at) -> int:
     import pyarrow as pa
-    return sum(pa.ipc.open_stream(c.proto.data.data).read_all().num_rows for c in charts(at) if c.proto.data.data)
+    return sum(pa.ipc.open_stream(c.proto.data.data).read_all().num_rows for c in live_charts(at) if c.proto.data.data)
+
+
+def element(at, kind: str, key: str):
+    """The element of that kind whose widget key is `key` (for kinds AppTest offers no key lookup for)."""
+    return next(e for e in at.get(kind) if e.proto.id.endswith(f"-{key}"))
+
+
+def run_in_address(at) -> str:
+    run_id = at.query_params["run"]
+    return run_id[0] if isinstance(run_id, list) else run_id
 
 
 def texts(at):
     return " ".join(e.value for kind in ("markdown", "caption", "code", "subheader", "info", "warning", "error")
                     for e in at.get(kind) if isinstance(getattr(e, "value", None), str))
-
-
-def wait_for(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("page", [None, "pages/train.py", "pages/explore.py", "pages/compare.py"])
@@ -83,13 +84,13 @@ def test_home_names_device_and_checkpoints():
 def test_a_tiny_training_run_updates_chart_and_grid_then_is_explorable():
     at = app("pages/train.py")
     at.selectbox(key="train_model").set_value("vae").run()
-    at.number_input[0].set_value(60).run()                      # steps
-    next(b for b in at.button if b.label == "Start").click().run()
+    at.number_input(key="vae_steps").set_value(60).run()
+    at.button(key="start").click().run()
     assert not at.exception, at.exception
-    run_id = at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"]
+    run_id = run_in_address(at)
     assert run_id and at.query_params["key"]
     assert any(f"?run={run_id}" in c.value and "key" not in c.value for c in at.code), "a read-only share link"
-    assert len(charts(at)) == 2, "the chart frame is there from the start"
+    assert len(live_charts(at)) == 2, "the chart frame is there from the start"
     blank = image_urls(at)[0]                                   # the placeholder grid
     rows = []
     deadline = time.monotonic() + 90
@@ -123,15 +124,15 @@ def test_a_tiny_training_run_updates_chart_and_grid_then_is_explorable():
 def test_the_train_page_starts_a_self_conditioned_gan_with_the_groups_asked_for():
     at = app("pages/train.py")
     at.selectbox(key="train_model").set_value("mlp_gan").run()
-    groups = next(s for s in at.get("select_slider") if s.label == "Groups found without labels")
-    assert groups.value == 0                                    # the plain GAN unless asked
+    groups = at.select_slider(key="mlp_gan_clusters")
+    assert groups.label == "Groups found without labels" and groups.value == 0      # the plain GAN unless asked
     groups.set_value(10).run()
-    at.number_input[0].set_value(20).run()                      # steps
-    next(b for b in at.button if b.label == "Start").click().run()
+    at.number_input(key="mlp_gan_steps").set_value(20).run()
+    at.button(key="start").click().run()
     assert not at.exception, at.exception
-    run = registry().get(at.query_params["run"][0] if isinstance(at.query_params["run"], list) else at.query_params["run"])
+    run = registry().get(run_in_address(at))
     assert run.config.model_args["clusters"] == 10
-    wait_for(lambda: run.status == "finished" and run.final_checkpoint is not None, timeout=120)
+    wait_for(lambda: run.status is Status.FINISHED and run.final_checkpoint is not None, timeout=120)
     ckpt = run.final_checkpoint
     assert ckpt["model_args"]["clusters"] == 10 and ckpt["state_dict"]["clusters_fitted"].item()
     assert ckpt["state_dict"]["cluster_centres"].shape == (10, 784)
@@ -140,16 +141,16 @@ def test_the_train_page_starts_a_self_conditioned_gan_with_the_groups_asked_for(
 def test_saving_a_run_makes_it_explorable(tmp_path):
     reg = registry()
     run = reg.submit(TrainConfig.for_model("vae", steps=10, batch_size=16, model_args={"latent_dim": 2}))
-    wait_for(lambda: reg.view(run).status == "finished")
+    wait_for(lambda: reg.view(run).status is Status.FINISHED)
     at = app("pages/train.py", run=run.id, key=run.key)
-    next(b for b in at.button if b.label.startswith("Save to this server")).click().run()
+    at.button(key="save").click().run()
     assert not at.exception, at.exception
     assert any(f"vae-{run.id}.pt" in s.value for s in at.success)
     assert (tmp_path / "runs" / f"vae-{run.id}.pt").is_file()
     at.switch_page("pages/explore.py").run()
     at.selectbox(key="explore_ckpt").set_value(f"vae-{run.id} (saved run)").run()
     assert not at.exception, at.exception
-    assert at.get("plotly_chart") or at.get("vega_lite_chart"), "a 2-D VAE shows its latent map"
+    assert at.get("vega_lite_chart"), "a 2-D VAE shows its latent map"
 
 
 def test_the_train_page_says_what_a_finishing_vae_is_fitting(monkeypatch):
@@ -162,46 +163,59 @@ def test_the_train_page_says_what_a_finishing_vae_is_fitting(monkeypatch):
     reg = registry()
     run = reg.submit(TrainConfig.for_model("vae", steps=6, batch_size=16))
     try:
-        wait_for(lambda: reg.view(run).status == "finishing")
+        wait_for(lambda: reg.view(run).status is Status.FINISHING)
         at = app("pages/train.py", run=run.id, key=run.key)
         assert "finishing" in at.subheader[0].value and VAE.finishing_note in [i.value for i in at.info]
-        assert not [b for b in at.button if b.label in ("Pause", "Stop", "New run")]
+        assert not [b for b in at.button if b.key in ("pause", "stop", "new")]
         unfitted_grid = image_urls(at)[0]
     finally:
         release.set()
-    wait_for(lambda: reg.view(run).status == "finished")
+    wait_for(lambda: reg.view(run).status is Status.FINISHED)
     at.run()
     assert "finished" in at.subheader[0].value and VAE.finishing_note not in texts(at)
     # the grid redrawn from the fitted prior (same step) replaces the old one, live and in the replay
     assert unfitted_grid not in image_urls(at)
 
 
+def buttons(at) -> list[str]:
+    return [b.key for b in at.button]
+
+
 def test_watchers_without_the_key_cannot_control_the_run():
     reg = registry()
-    run = reg.submit(TrainConfig.for_model("vae", steps=100_000, batch_size=16))
+    run = reg.submit(tiny_vae_run())
     at = app("pages/train.py", run=run.id)
     assert any("read-only" in c.value for c in at.caption)
-    assert not [b for b in at.button if b.label in ("Pause", "Stop")]
+    assert not {"pause", "stop"} & set(buttons(at))
     assert not at.code, "watchers get no share link with a key in it"
     owner = app("pages/train.py", run=run.id, key=run.key)
-    assert [b for b in owner.button if b.label == "Stop"]
-    next(b for b in owner.button if b.label == "Pause").click().run()
-    wait_for(lambda: reg.view(run).status == "paused")
+    assert owner.button(key="stop").label == "Stop"
+    owner.button(key="pause").click().run()
+    wait_for(lambda: reg.view(run).status is Status.PAUSED, what="the run to pause")
     owner.run()
-    assert [b for b in owner.button if b.label == "Resume"]
+    assert owner.button(key="resume").label == "Resume"
+    assert "paused" in owner.subheader[0].value
+    # resumed, the run says so, and offers Pause again (it used to stay "paused" while its steps advanced)
+    owner.button(key="resume").click().run()
+    wait_for(lambda: reg.view(run).status is Status.RUNNING, what="the run to resume")
+    step = reg.view(run).step
+    wait_for(lambda: reg.view(run).step > step, what="steps after resuming")
+    owner.run()
+    assert "running" in owner.subheader[0].value and "pause" in buttons(owner) and "resume" not in buttons(owner)
 
 
 def test_a_queued_run_shows_its_place_and_can_be_cancelled():
     reg = registry()
-    first = reg.submit(TrainConfig.for_model("vae", steps=100_000, batch_size=16))
-    others = [reg.submit(TrainConfig.for_model("vae", steps=100_000, batch_size=16)) for _ in range(reg.max_jobs)]
+    first = reg.submit(tiny_vae_run())
+    others = [reg.submit(tiny_vae_run()) for _ in range(reg.max_jobs)]
     queued = others[-1]
-    assert reg.view(queued).status == "queued"
+    assert reg.view(queued).status is Status.QUEUED
     at = app("pages/train.py", run=queued.id, key=queued.key)
     assert any("position" in i.value for i in at.info)
-    next(b for b in at.button if b.label == "Cancel").click().run()
-    assert reg.view(queued).status == "cancelled"
-    assert first.status in ("running", "paused", "queued")
+    assert at.button(key="stop").label == "Cancel"
+    at.button(key="stop").click().run()
+    assert reg.view(queued).status is Status.CANCELLED
+    assert first.status.active
 
 
 def test_a_diverged_run_explains_itself():
@@ -211,7 +225,7 @@ def test_a_diverged_run_explains_itself():
     reg = registry()
     run = reg.submit(TrainConfig.for_model("dcgan", steps=20, batch_size=16, log_every=2),
                      init_checkpoint=make_checkpoint(model, step=3))
-    wait_for(lambda: reg.view(run).status == "diverged")
+    wait_for(lambda: reg.view(run).status is Status.DIVERGED)
     at = app("pages/train.py", run=run.id, key=run.key)
     assert any("NaN or infinite" in e.value and "learning rate" in e.value for e in at.error)
 
@@ -230,34 +244,34 @@ def test_explore_sliders_and_interpolation_change_the_pictures():
     assert after[0] != before[0] and after[1] == before[1]      # the sample moved, the strip did not
     at.radio(key="morph_mode").set_value("lerp").run()
     assert image_urls(at)[1] != after[1]
-    assert [d for d in at.get("download_button") if "GIF" in d.proto.label]
+    assert element(at, "download_button", "morph_gif").proto.label == "Animated GIF"
 
 
 def test_explore_conditional_digit_picker_and_vae_map():
     at = app("pages/explore.py")
     at.selectbox(key="explore_ckpt").set_value("cgan (shipped)").run()
     first = image_urls(at)[0]
-    digit = at.radio(key="digit")
+    digit = at.radio(key="label_10")
+    assert digit.label == "Digit to draw"
     digit.set_value(8).run()
     assert image_urls(at)[0] != first
     at.selectbox(key="explore_ckpt").set_value("vae2d (shipped)").run()
     assert not at.exception
-    assert at.get("plotly_chart") or at.get("vega_lite_chart"), "the 2-D VAE shows its latent map"
-    z1 = next(s for s in at.slider if s.label == "z₁")
+    assert at.get("vega_lite_chart"), "the 2-D VAE shows its latent map"
     decoded = image_urls(at)[-1]
-    z1.set_value(2.0).run()
+    at.slider(key="z1").set_value(2.0).run()
     assert image_urls(at)[-1] != decoded
     # the shipped VAE samples from its per-digit prior: it too takes the digit to draw
     at.selectbox(key="explore_ckpt").set_value("vae (shipped)").run()
     first = image_urls(at)[0]
-    at.radio(key="digit").set_value(2).run()
+    at.radio(key="label_10").set_value(2).run()
     assert not at.exception and image_urls(at)[0] != first
 
 
 def test_explore_group_picker_of_the_self_conditioned_dcgan():
     at = app("pages/explore.py")
     at.selectbox(key="explore_ckpt").set_value("dcgan (shipped)").run()
-    groups = at.get("select_slider")[0]
+    groups = at.select_slider(key="label_51")
     assert groups.label == "Group to draw from" and groups.options[0] == "any" and len(groups.options) > 10
     assert any("self-conditioned" in c.value for c in at.caption)
     assert any("One sample from each group" in img.caption for el in at.get("image") for img in el.proto.imgs)
@@ -271,26 +285,26 @@ def test_explore_group_picker_of_the_self_conditioned_dcgan():
 def test_explore_upload_corrupt_and_good_checkpoints():
     at = app("pages/explore.py")
     at.radio(key="explore_source").set_value("Upload a checkpoint").run()
-    at.file_uploader[0].set_value(("notes.pt", b"this is not a checkpoint at all", "application/octet-stream")).run()
+    element(at, "file_uploader", "explore_upload").set_value(
+        ("notes.pt", b"this is not a checkpoint at all", "application/octet-stream")).run()
     assert not at.exception, at.exception
     assert any("can't be used" in e.value and "notes.pt is not a readable checkpoint" in e.value for e in at.error)
     good = checkpoint_bytes(make_checkpoint(build_model("dcgan"), step=7))
-    at.file_uploader[0].set_value(("mine.pt", good, "application/octet-stream")).run()
+    element(at, "file_uploader", "explore_upload").set_value(("mine.pt", good, "application/octet-stream")).run()
     assert not at.exception, at.exception
     assert not at.error
     assert "trained 7 steps" in texts(at) and image_urls(at)
 
 
 def test_upload_helper_refuses_foreign_files_with_a_reason():
-    import app_common
     from aigc import CheckpointError
 
     with pytest.raises(CheckpointError, match="notes.pt is not a readable checkpoint"):
-        app_common.load_upload(b"this is not a checkpoint at all", "notes.pt")
+        cached.upload(b"this is not a checkpoint at all", "notes.pt")
     with pytest.raises(CheckpointError, match="not an aigc checkpoint"):
-        app_common.load_upload(checkpoint_bytes({"weights": torch.zeros(3)}), "other.pt")
-    model, ckpt = app_common.load_upload(checkpoint_bytes(make_checkpoint(build_model("vae"), step=1)), "ok.pt")
-    assert ckpt["model_name"] == "vae" and model.latent_dim == 16
+        cached.upload(checkpoint_bytes({"weights": torch.zeros(3)}), "other.pt")
+    loaded = cached.upload(checkpoint_bytes(make_checkpoint(build_model("vae"), step=1)), "ok.pt")
+    assert loaded.checkpoint["model_name"] == "vae" and loaded.model.latent_dim == 16
 
 
 def test_compare_shows_every_shipped_model():
@@ -312,16 +326,16 @@ def test_without_shipped_checkpoints_every_page_explains(tmp_path, monkeypatch):
     assert "No shipped checkpoints" in texts(at)
     at.switch_page("pages/train.py").run()
     assert not at.exception, at.exception
-    assert at.selectbox[1].options == ["scratch"]
+    assert at.selectbox(key="train_start_from").options == ["scratch"]
 
 
 def test_two_tabs_of_one_session_share_one_run():
     reg = registry()
-    run = reg.submit(TrainConfig.for_model("vae", steps=100_000, batch_size=16))
+    run = reg.submit(tiny_vae_run())
     tab1 = app("pages/train.py", run=run.id, key=run.key)
     tab2 = app("pages/train.py", run=run.id, key=run.key)
-    next(b for b in tab1.button if b.label == "Stop").click().run()
-    wait_for(lambda: reg.view(run).status == "stopped", 30)
+    tab1.button(key="stop").click().run()
+    wait_for(lambda: reg.view(run).status is Status.STOPPED, 30)
     tab2.run()
     assert any("stopped" in s.value for s in tab2.subheader)
     assert reg.counts()["running"] == 0
@@ -335,19 +349,81 @@ def test_compare_scores_with_the_metrics_module(monkeypatch):
                 "class_hist": [n // 10] * 10, "digits_ok": True, "n": n}
 
     monkeypatch.setattr(aigc.metrics, "evaluate_model", fake_evaluate)
-    import app_state
-    app_state.evaluate.clear()
+    cached.evaluate.clear()
     at = app("pages/compare.py")
     at.toggle(key="compare_score").set_value(True).run()
     assert not at.exception, at.exception
     assert any(m.label == "Fréchet distance" and m.value == "3.5" for m in at.metric)
     assert len(at.get("vega_lite_chart")) >= 5, "a class histogram per model"
-    app_state.evaluate.clear()
+    cached.evaluate.clear()
 
 
 def test_map_click_helper_reads_the_selection():
-    import app_common
+    assert charts.map_pick(None) is None
+    assert charts.map_pick({"selection": {"pick": []}}) is None
+    assert charts.map_pick({"selection": {"pick": [{"z1": 1.25, "z2": -0.5}]}}) == (1.25, -0.5)
 
-    assert app_common.map_pick(None) is None
-    assert app_common.map_pick({"selection": {"pick": []}}) is None
-    assert app_common.map_pick({"selection": {"pick": [{"z1": 1.25, "z2": -0.5}]}}) == (1.25, -0.5)
+
+def test_a_new_model_family_needs_no_page_edit(monkeypatch):
+    """A model family the pages have never heard of: registered, declared, and then trained and explored
+    through the pages as they are."""
+    from dataclasses import dataclass
+
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    from aigc import MODELS, Panel, Series, Setting
+    from aigc.models import GenerativeModel, ModelConfig, check_range
+
+    @dataclass
+    class BlurConfig(ModelConfig):
+        latent_dim: int = 4
+        hidden: int = 16
+
+        def validate(self):
+            check_range("hidden", self.hidden, 4, 64)
+
+    class Blur(GenerativeModel):       # a decoder that learns the mean digit: the smallest thing that trains
+        name = "blur"
+        summary = "A test model: one linear layer from noise to pixels."
+        panels = (Panel("Squared error", (Series("mse", "mean squared error", "#4C6EF5"),)),)
+        settings = (Setting("hidden", "Hidden units", default=16, choices=(8, 16, 32), ordered=True),)
+        train_defaults = dict(steps=8, batch_size=16, lr=1e-2, beta1=0.9)
+
+        def __init__(self, config=None):
+            super().__init__(config or BlurConfig())
+            self.net = nn.Sequential(nn.Linear(self.config.latent_dim, self.config.hidden), nn.Tanh(),
+                                     nn.Linear(self.config.hidden, 784), nn.Tanh(), nn.Unflatten(1, (1, 28, 28)))
+
+        def sample(self, z, labels=None):
+            return self.net(z)
+
+        def configure_optimizers(self, lr, betas):
+            return {"net": torch.optim.Adam(self.parameters(), lr=lr, betas=betas)}
+
+        def train_step(self, x, y, optimizers, autocast):
+            loss = F.mse_loss(self.net(torch.randn(len(x), self.config.latent_dim)), x)
+            optimizers["net"].zero_grad()
+            loss.backward()
+            optimizers["net"].step()
+            return {"mse": loss.detach()}
+
+    monkeypatch.setitem(MODELS, "blur", (BlurConfig, Blur))
+    at = app("pages/train.py")
+    at.selectbox(key="train_model").set_value("blur").run()
+    assert at.number_input(key="blur_steps").value == 8          # its own recipe
+    at.select_slider(key="blur_hidden").set_value(32).run()
+    at.button(key="start").click().run()
+    assert not at.exception, at.exception
+    run = registry().get(run_in_address(at))
+    wait_for(lambda: run.status is Status.FINISHED, what="the blur run")
+    at.run()
+    assert not at.exception, at.exception
+    assert [c.proto.spec for c in live_charts(at)] and "Squared error" in live_charts(at)[0].proto.spec
+    assert run.final_checkpoint["model_args"] == {"latent_dim": 4, "hidden": 32}
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception, at.exception
+    assert "blur" in at.selectbox(key="explore_ckpt").value and "trained 8 steps" in texts(at)
+    before = image_urls(at)
+    at.slider(key="morph_frames").set_value(5).run()
+    assert not at.exception and image_urls(at)[0] == before[0] and image_urls(at)[1] != before[1]

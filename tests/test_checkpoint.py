@@ -104,3 +104,13 @@ def test_shipped_checkpoints_load():
     for name, path in shipped.items():
         model, ckpt = load_checkpoint(path)
         assert ckpt["step"] > 0, name
+
+
+def test_checkpoints_are_listed_by_the_model_they_hold(tmp_path):
+    save_checkpoint(make_checkpoint(build_model("vae", {"latent_dim": 2})), tmp_path / "mine.pt")
+    save_checkpoint(make_checkpoint(build_model("dcgan")), tmp_path / "other.pt")
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    assert sorted(list_checkpoints(tmp_path)) == ["broken", "mine", "other"]
+    assert list(list_checkpoints(tmp_path, model="vae")) == ["mine"]
+    assert list(list_checkpoints(tmp_path, model="dcgan")) == ["other"]
+    assert "cgan" in list_checkpoints(model="cgan") and "vae" not in list_checkpoints(model="cgan")

@@ -229,6 +229,31 @@ def test_explore_the_2d_vae_map(page, server, shots):
     page.screenshot(path=str(shots / "explore_vae2d_map.png"))
 
 
+def test_pause_resume_and_stop_say_so(page, server, shots):
+    open_page(page, f"{server}/train")
+    steps = page.get_by_role("spinbutton", name="Steps")
+    steps.fill("100000")
+    steps.press("Enter")
+    page.wait_for_timeout(500)
+    page.locator("button[kind='primary']", has_text="Start").click()
+    page.get_by_text("· running").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Pause").click()
+    page.get_by_text("· paused").wait_for()
+    page.get_by_role("button", name="Resume").wait_for()
+    paused_at = progress_step(page)
+    page.get_by_role("button", name="Resume").click()
+    page.get_by_text("· running").wait_for()
+    page.get_by_role("button", name="Pause").wait_for()
+    page.wait_for_function(f"() => /step ([0-9,]+)/.exec(document.querySelector(\"[data-testid='stProgress']\")"
+                           f"?.innerText)?.[1].replace(/,/g, '') > {paused_at}", timeout=30_000)
+    assert page.get_by_role("button", name="Resume").count() == 0
+    page.screenshot(path=str(shots / "train_resumed.png"))
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("· stopped").wait_for(timeout=60_000)
+    page.get_by_role("button", name="New run").click()        # back to an empty Train page for the next test
+    page.wait_for_url(lambda url: "run=" not in url)
+
+
 def test_compare_renders(page, server, shots):
     open_page(page, f"{server}/compare")
     if page.get_by_text("No shipped checkpoints").count():

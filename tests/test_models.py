@@ -283,3 +283,50 @@ def test_self_conditioned_gan_groups_the_data_and_draws_each_group(name, args, m
     model.train()
     metrics = [model.train_step(x, y, opts, autocast(torch.device("cpu"))) for _ in range(3)]
     assert all(math.isfinite(v.item()) for m in metrics for v in m.values())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_what_a_model_declares_fits_its_config(name):
+    from dataclasses import fields
+
+    from aigc import Section, train_settings
+
+    config_cls, model_cls = MODELS[name]
+    config_fields = {f.name for f in fields(config_cls)}
+    for setting in model_cls.settings:           # each is a config field, offered at a value the config accepts
+        assert setting.name in config_fields and setting.default in setting.choices
+        for choice in setting.choices:
+            config_cls.from_dict({setting.name: choice})
+    assert model_cls.metric_names == tuple(s.metric for p in model_cls.panels for s in p.series)
+    for setting in train_settings(name):         # the recipe's values lie within the trainer's limits
+        assert setting.low <= setting.default <= setting.high
+    model = build_model(name)
+    assert model.explore_sections and all(isinstance(s, Section) for s in model.explore_sections)
+
+
+def test_the_label_picker_follows_what_the_model_draws_from():
+    from aigc import Section
+
+    cgan, grouped, plain = build_model("cgan"), build_model("dcgan", {"clusters": 7}), build_model("dcgan")
+    assert cgan.label_setting.choices == tuple(range(10)) and cgan.describe() == ["pick the digit below"]
+    assert grouped.label_setting.choices == (None, *range(7)) and grouped.label_setting.show(None) == "any"
+    assert Section.GROUPS in grouped.explore_sections and Section.GROUPS not in plain.explore_sections
+    assert plain.label_setting is None and plain.describe() == []
+    assert Section.LATENT_MAP in build_model("vae", {"latent_dim": 2}).explore_sections
+    assert Section.LATENT_MAP not in build_model("vae").explore_sections
+
+
+def test_seeded_sampling_helpers(mnist):
+    from aigc import sampling
+
+    model = build_model("dcgan", {"clusters": 4, "width": 8}).eval()
+    model.fit_clusters(mnist, n=2000)
+    torch.testing.assert_close(sampling.noise(model, 3, 5), sampling.noise(model, 3, 5))
+    assert not torch.equal(sampling.noise(model, 3, 5), sampling.noise(model, 3, 6))
+    assert sampling.as_labels(model, 3, 2).tolist() == [2, 2, 2] and sampling.as_labels(model, 2, None) is None
+    strip = sampling.group_strip(model)                    # one sample per group, side by side, scaled 2×
+    assert strip.shape == (2 * (28 + 2) + 4, 2 * (4 * (28 + 2) + 2))
+    images = sampling.samples(model, 0, 4, torch.arange(4))
+    torch.testing.assert_close(images, model.sample(sampling.noise(model, 4, 0), torch.arange(4)))
+    coords, digits = sampling.encode_test_digits(build_model("vae", {"latent_dim": 2}).eval(), n=50)
+    assert coords.shape == (50, 2) and digits.shape == (50,) and digits[0] == 7     # the first test digit is a 7

@@ -1,22 +1,12 @@
-import time
-
 import pytest
+from conftest import tiny_vae_run, wait_for
 
-from aigc import TrainConfig, make_checkpoint, build_model
+from aigc import Status, TrainConfig, build_model, make_checkpoint
 from aigc.runs import RunRegistry
 
 
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def long_run(**kw):
-    return TrainConfig.for_model("vae", steps=100_000, batch_size=16, log_every=5, sample_every=5, **kw)
+    return tiny_vae_run(log_every=5, sample_every=5, **kw)
 
 
 class FakeClock:
@@ -31,16 +21,16 @@ def test_cap_queue_position_wait_and_cancel():
     reg = RunRegistry(max_jobs=1)
     a, b, c = (reg.submit(long_run()) for _ in range(3))
     wait_for(lambda: reg.view(a).step > 0)
-    assert [reg.view(r).status for r in (a, b, c)] == ["running", "queued", "queued"]
+    assert [reg.view(r).status for r in (a, b, c)] == [Status.RUNNING, Status.QUEUED, Status.QUEUED]
     assert [reg.view(r).queue_position for r in (a, b, c)] == [0, 1, 2]
     assert 0 < reg.view(b).expected_wait_s < reg.view(c).expected_wait_s
     reg.stop(b)
-    assert reg.view(b).status == "cancelled" and reg.view(c).queue_position == 1
+    assert reg.view(b).status is Status.CANCELLED and reg.view(c).queue_position == 1
     reg.stop(a)
-    wait_for(lambda: reg.view(c).status == "running")
-    assert reg.view(a).status == "stopped" and reg.view(a).has_weights
+    wait_for(lambda: reg.view(c).status is Status.RUNNING)
+    assert reg.view(a).status is Status.STOPPED and reg.view(a).has_weights
     reg.stop(c)
-    wait_for(lambda: reg.view(c).status == "stopped")
+    wait_for(lambda: reg.view(c).status is Status.STOPPED)
     assert reg.counts()["running"] == 0
 
 
@@ -48,7 +38,7 @@ def test_runs_are_found_by_id_and_watched_by_many():
     reg = RunRegistry(max_jobs=2)
     run = reg.submit(TrainConfig.for_model("cgan", steps=20, batch_size=16, sample_every=5))
     assert reg.get(run.id) is run and reg.get("nope") is None and reg.get(None) is None
-    wait_for(lambda: reg.view(run).status == "finished")
+    wait_for(lambda: reg.view(run).status is Status.FINISHED)
     one, two = reg.view(run), reg.view(run)
     assert one.step == two.step == 20 and one.grid.shape == (64, 28, 28)
     assert one.snapshot_steps == [1, 5, 10, 15, 20]
@@ -65,7 +55,7 @@ def test_closed_tab_stops_its_run_and_keeps_weights(tmp_path):
     reg.heartbeat(run)
     clock.now += 91
     assert reg.reap() == [run]
-    wait_for(lambda: reg.view(run).status == "stopped")
+    wait_for(lambda: reg.view(run).status is Status.STOPPED)
     assert "no browser watching" in reg.view(run).message
     wait_for(lambda: list(tmp_path.glob("*.pt")))
     assert run.checkpoint()["step"] > 0
@@ -74,7 +64,7 @@ def test_closed_tab_stops_its_run_and_keeps_weights(tmp_path):
 def test_snapshots_are_thinned_to_their_limit():
     reg = RunRegistry(max_jobs=1, max_snapshots=6)
     run = reg.submit(TrainConfig.for_model("vae", steps=60, batch_size=16, sample_every=2))
-    wait_for(lambda: reg.view(run).status == "finished")
+    wait_for(lambda: reg.view(run).status is Status.FINISHED)
     steps = reg.view(run).snapshot_steps
     assert len(steps) <= 6 and steps[0] == 1 and steps[-1] == 60 and steps == sorted(steps)
     assert run.snapshot(0)[1].shape == (64, 28, 28)
@@ -85,7 +75,7 @@ def test_memory_is_bounded_by_forgetting_old_finished_runs():
     runs = []
     for _ in range(5):
         runs.append(reg.submit(TrainConfig.for_model("vae", steps=2, batch_size=8)))
-        wait_for(lambda: reg.view(runs[-1]).status == "finished")
+        wait_for(lambda: reg.view(runs[-1]).status is Status.FINISHED)
     assert len(reg.all_runs()) <= 3 and reg.get(runs[-1].id) is runs[-1]
 
 
@@ -101,7 +91,7 @@ def test_full_queue_and_bad_settings_are_refused_with_a_message():
         reg.submit(TrainConfig.for_model("vae", model_args={"latent_dim": 0}))
     for run in reg.all_runs():
         reg.stop(run)
-    wait_for(lambda: reg.view(first).status == "stopped")
+    wait_for(lambda: reg.view(first).status is Status.STOPPED)
 
 
 def test_start_from_a_checkpoint_continues_its_step_count():
@@ -109,7 +99,7 @@ def test_start_from_a_checkpoint_continues_its_step_count():
     ckpt = make_checkpoint(build_model("vae"), step=100, history={"step": [100], "seconds": [1.0],
                                                                   "loss": [1.0], "recon": [1.0], "kl": [0.0]})
     run = reg.submit(TrainConfig.for_model("vae", steps=10, batch_size=16, log_every=5), init_checkpoint=ckpt)
-    wait_for(lambda: reg.view(run).status == "finished")
+    wait_for(lambda: reg.view(run).status is Status.FINISHED)
     assert reg.view(run).step == 110 and reg.view(run).history["step"][0] == 100
     with pytest.raises(ValueError, match="starting checkpoint is a vae"):
         reg.submit(TrainConfig.for_model("cgan"), init_checkpoint=ckpt)
@@ -122,6 +112,24 @@ def test_diverged_run_is_reported_and_autosaved(tmp_path):
     reg = RunRegistry(max_jobs=1, runs_dir=tmp_path)
     run = reg.submit(TrainConfig.for_model("dcgan", steps=20, batch_size=16, log_every=2),
                      init_checkpoint=make_checkpoint(model, step=50))
-    wait_for(lambda: reg.view(run).status == "diverged")
+    wait_for(lambda: reg.view(run).status is Status.DIVERGED)
     assert "became NaN or infinite" in reg.view(run).message and "learning rate" in reg.view(run).message
     wait_for(lambda: list(tmp_path.glob("dcgan-*.pt")))
+
+
+def test_one_status_through_pause_resume_stop_and_finish():
+    reg = RunRegistry(max_jobs=1)
+    run = reg.submit(long_run())
+    wait_for(lambda: reg.view(run).step > 0, what="the first steps")
+    reg.pause(run)
+    wait_for(lambda: reg.view(run).status is Status.PAUSED, what="paused")
+    step = reg.view(run).step
+    reg.resume(run)
+    wait_for(lambda: reg.view(run).status is Status.RUNNING, what="running again")
+    wait_for(lambda: reg.view(run).step > step, what="steps after resuming")
+    reg.stop(run)
+    wait_for(lambda: reg.view(run).status is Status.STOPPED, what="stopped")
+    assert run.final_checkpoint is not None, "an ended run's status is set once its weights are kept"
+    short = reg.submit(TrainConfig.for_model("cgan", steps=3, batch_size=8))
+    wait_for(lambda: not reg.view(short).active, what="the short run to end")
+    assert reg.view(short).status is Status.FINISHED and short.final_checkpoint["step"] == 3

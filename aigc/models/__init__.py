@@ -1,11 +1,15 @@
 """The model registry: one dict from name to (config class, model class)."""
 from __future__ import annotations
 
-from .base import IMAGE_SHAPE, NUM_CLASSES, GAN, GenerativeModel, ModelConfig, check_range
+from .base import NUM_CLASSES, GAN, GenerativeModel, ModelConfig, check_range
+from .declarations import Panel, Section, Series, Setting
 from .cgan import CGAN, CGANConfig
 from .dcgan import DCGAN, DCGANConfig
 from .mlp_gan import MLPGAN, MLPGANConfig
 from .vae import VAE, VAEConfig
+
+__all__ = ["MODELS", "build_model", "GenerativeModel", "GAN", "ModelConfig", "NUM_CLASSES", "check_range",
+           "Panel", "Section", "Series", "Setting"]
 
 MODELS: dict[str, tuple[type[ModelConfig], type[GenerativeModel]]] = {
     "cgan": (CGANConfig, CGAN),          # first = the default: digits of every class fastest on a CPU

@@ -25,8 +25,8 @@ class CGAN(GAN):
     name = "cgan"
     summary = "Conditional GAN: the same convolutional GAN told which digit to draw, so you pick the digit."
     conditional = True
-    # tuned on 2 CPU cores, where small batches win: digits of every class after 24-26 s of training at
-    # batch 32 against 44-46 s at batch 128 (bench/time_to_digits.py --set batch_size=...); 3,000 steps ≈ 2 min
+    # tuned on 2 CPU cores, where small batches win: more updates per second beat bigger ones
+    # (bench/time_to_digits.py --set batch_size=...; the README's Measured section)
     train_defaults = dict(steps=3000, batch_size=32, lr=5e-4, beta1=0.5)
 
     def __init__(self, config: CGANConfig | None = None):

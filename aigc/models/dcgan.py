@@ -93,6 +93,7 @@ class DCGAN(GAN):
     name = "dcgan"
     summary = "Convolutional GAN (DCGAN): transposed convolutions draw the digit, strided convolutions judge it."
     train_defaults = dict(steps=1500, batch_size=64, lr=2e-4, beta1=0.5)
+    settings = (GAN.clusters_setting,)
 
     def __init__(self, config: DCGANConfig | None = None):
         super().__init__(config or DCGANConfig())

@@ -24,7 +24,7 @@ class MLPGANConfig(ModelConfig):
         check_range("clusters", self.clusters, 0, 100)
 
 
-class OneHotGenerator(nn.Module):
+class MLPConditionalGenerator(nn.Module):
     """G reads [z, one-hot(label)] (b, d + k)."""
 
     def __init__(self, net: nn.Module, num_labels: int):
@@ -35,15 +35,15 @@ class OneHotGenerator(nn.Module):
         return self.net(torch.cat([z, F.one_hot(labels, self.num_labels).to(z.dtype)], 1))
 
 
-class ProjectionCritic(nn.Module):
-    """The critic's last hidden layer φ(x) (b, 256) also meets embed(label): logit = w·φ(x) + embed(y)·φ(x)
-    (Miyato & Koyama 2018, as in the conditional DCGAN)."""
+class MLPProjectionDiscriminator(nn.Module):
+    """D's last hidden layer φ(x) (b, 256) also meets embed(label): logit = w·φ(x) + embed(y)·φ(x)
+    (Miyato & Koyama 2018, as dcgan's ProjectionDiscriminator)."""
 
     def __init__(self, net: nn.Sequential, num_labels: int):
         super().__init__()
         self.net = net
         self.embed = nn.Embedding(num_labels, net[-2].in_features)
-        nn.init.zeros_(self.embed.weight)       # starts as the unconditional critic
+        nn.init.zeros_(self.embed.weight)       # starts as the unconditional D
 
     def forward(self, x, labels):
         h = self.net[:-2](x)                                     # (b, 256)
@@ -54,6 +54,7 @@ class MLPGAN(GAN):
     name = "mlp_gan"
     summary = "Fully connected GAN: the textbook 100→256→512→1024→784 generator against a 784→1024→512→256→1 critic."
     train_defaults = dict(steps=3000, batch_size=64, lr=2e-4, beta1=0.5)
+    settings = (GAN.clusters_setting,)
 
     def __init__(self, config: MLPGANConfig | None = None):
         super().__init__(config or MLPGANConfig())
@@ -73,7 +74,7 @@ class MLPGAN(GAN):
             nn.Linear(256, 1), nn.Flatten(0),                    # (b,) logits
         )
         if c.clusters:
-            self.generator = OneHotGenerator(self.generator, c.clusters)
-            self.discriminator = ProjectionCritic(self.discriminator, c.clusters)
+            self.generator = MLPConditionalGenerator(self.generator, c.clusters)
+            self.discriminator = MLPProjectionDiscriminator(self.discriminator, c.clusters)
         self.init_ema()
         self.init_clusters()

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_range, pick_slice
+from .declarations import Panel, Section, Series, Setting
 
 
 @dataclass
@@ -43,7 +44,13 @@ class VAEConfig(ModelConfig):
 class VAE(GenerativeModel):
     name = "vae"
     summary = "Variational autoencoder: squeezes each digit to a few numbers and learns to draw it back from them."
-    metric_names = ("loss", "recon", "kl")
+    panels = (
+        Panel("Loss and reconstruction (nats per digit)", (Series("loss", "loss (−ELBO)", "#4C6EF5"),
+                                                           Series("recon", "reconstruction", "#7048E8"))),
+        Panel("KL divergence (nats)", (Series("kl", "KL divergence", "#F03E3E"),)),
+    )
+    settings = (Setting("latent_dim", "Latent size", default=16, choices=(2, 4, 8, 16, 32, 64), ordered=True,
+                        help="2 gives a latent space you can see as a map on the Explore page."),)
     train_defaults = dict(steps=2000, batch_size=128, lr=1e-3, beta1=0.9)
     finishing_note = "Fitting each digit's mixture of Gaussians and the decoder's sharpness to the training set…"
 
@@ -76,11 +83,15 @@ class VAE(GenerativeModel):
     def conditional(self) -> bool:
         return bool(self.prior_fitted)
 
+    @property
+    def explore_sections(self) -> tuple[Section, ...]:
+        return super().explore_sections + ((Section.LATENT_MAP,) if self.latent_dim == 2 else ())
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         unfitted = self._unfitted_prior()
         if (prefix + "prior_mean" in state_dict and state_dict[prefix + "prior_mean"].dim() == 2
                 and prefix + "prior_weight" not in state_dict):
-            # one Gaussian per digit (checkpoints of late 2026): the mixture's first component, weight 1
+            # one Gaussian per digit (older checkpoints): the mixture's first component, weight 1
             state_dict[prefix + "prior_weight"] = unfitted["prior_weight"]
             for name in ("prior_mean", "prior_scale_tril"):
                 value = unfitted[name].clone()

@@ -1,0 +1,191 @@
+"""Backend objects cached once per server: what one viewer computes, every other viewer reuses.
+
+A classroom is thirty browsers polling one run a few times a second on a 2-core server that is also
+training, so the pages never build the same thing twice: the run registry, models (by file version,
+by run and step, by upload content), slider directions, sample grids, PNGs of a run's grid (by its
+pixels), the classifier's verdict on them, and scores.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from aigc import (GenerativeModel, configure_threads, describe_device, load_checkpoint, load_mnist,
+                  model_from_checkpoint, pick_device, sampling)
+from aigc.images import gif_bytes, grid, png_bytes
+from aigc.latent import Direction, find_directions
+from aigc.runs import Run, RunRegistry
+
+
+def runs_dir() -> Path:
+    """Where this server saves runs: AIGC_RUNS_DIR, else runs/ (read when the registry is made)."""
+    return Path(os.environ.get("AIGC_RUNS_DIR", "runs"))
+
+
+@st.cache_resource
+def registry() -> RunRegistry:
+    """One registry per server: runs outlive sessions and are shared by id."""
+    runs = RunRegistry(runs_dir=runs_dir(), janitor_interval=5.0,
+                       idle_timeout=float(os.environ.get("AIGC_IDLE_TIMEOUT", "90")))
+    if pick_device().type == "cpu":
+        # jobs share the cores: two jobs each asking OpenMP for every core oversubscribe it and both crawl
+        configure_threads(int(os.environ.get("AIGC_THREADS", "0")) or max(1, (os.cpu_count() or 1) // runs.max_jobs))
+    return runs
+
+
+@st.cache_resource
+def device_label() -> str:
+    return describe_device(pick_device())
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up() -> bool:
+    """Once per server, in the background: read MNIST and the metrics classifier, so the first Start
+    does not wait for them and the first live score is instant."""
+    # torchvision (and the torch._dynamo it pulls in) is imported here, on the script thread, not in the
+    # worker: importing it calls ast.parse many times, and on CPython 3.11 two threads in ast.parse at
+    # once can fail with "SystemError: AST constructor recursion depth mismatch" (cpython gh-106905), as
+    # Streamlit's first parse of a page script did against a background import.
+    import torchvision.datasets  # noqa: F401
+
+    def work():
+        try:
+            load_mnist(train=True)
+            from aigc.metrics import load_classifier
+            load_classifier()
+        except Exception:        # no data yet / no classifier: the run or the badge reports it later
+            pass
+
+    threading.Thread(target=work, name="aigc-warm-up", daemon=True).start()
+    return True
+
+
+# ---- models ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Loaded:
+    """A model ready to draw from, its checkpoint dict, and the key that names this version of it in
+    the caches below."""
+    model: GenerativeModel
+    checkpoint: dict
+    key: str
+
+
+@st.cache_resource(max_entries=16, show_spinner="Loading the model…")
+def _model_file(path: str, mtime: float):
+    return load_checkpoint(path)
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the run's model…")
+def _run_model(run_id: str, step: int, _checkpoint: dict):
+    return model_from_checkpoint(_checkpoint, "cpu")
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the checkpoint…")
+def _upload(digest: str, name: str, _data: bytes):
+    buffer = io.BytesIO(_data)
+    buffer.name = name                   # so error messages name the file the person chose
+    return load_checkpoint(buffer)
+
+
+def model_file(path: Path) -> Loaded:
+    """A checkpoint file's model; raises CheckpointError or OSError with a readable message."""
+    mtime = Path(path).stat().st_mtime
+    model, checkpoint = _model_file(str(path), mtime)
+    return Loaded(model, checkpoint, f"{path}@{mtime}")
+
+
+def run_model(run: Run) -> Loaded:
+    """A run's model as it is now (its final weights once it has ended), per run and step."""
+    checkpoint = run.checkpoint()
+    return Loaded(_run_model(run.id, checkpoint["step"], checkpoint), checkpoint, f"run-{run.id}-{checkpoint['step']}")
+
+
+def upload(data: bytes, name: str = "upload") -> Loaded:
+    """An uploaded checkpoint's model, cached by content, so moving a slider does not read it again;
+    raises CheckpointError with a message that names the file."""
+    digest = hashlib.sha256(data).hexdigest()
+    model, checkpoint = _upload(digest, name, data)
+    return Loaded(model, checkpoint, f"upload-{digest}")
+
+
+def load(choice: Path | Run) -> Loaded:
+    """What session.checkpoint_choices offers: a file or a run of this tab."""
+    return run_model(choice) if isinstance(choice, Run) else model_file(choice)
+
+
+# ---- what the pages draw from a model --------------------------------------------------------------------
+@st.cache_resource(max_entries=16, show_spinner="Finding slider directions…")
+def directions(key: str, _model: GenerativeModel, label: int | None = None) -> list[Direction]:
+    return find_directions(_model, n=1024, label=label)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def group_strip(key: str, _model: GenerativeModel) -> np.ndarray:
+    return sampling.group_strip(_model)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def sample_grid(key: str, _model: GenerativeModel, seed: int, n: int, nrow: int, scale: int) -> np.ndarray:
+    return sampling.sample_grid(_model, seed, n=n, nrow=nrow, scale=scale)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Encoding test digits…")
+def encoded_test_digits(key: str, _model: GenerativeModel) -> tuple[np.ndarray, np.ndarray]:
+    return sampling.encode_test_digits(_model)
+
+
+@st.cache_data(max_entries=32, show_spinner="Scoring 10,000 samples…")
+def evaluate(path: str, mtime: float) -> dict:
+    from aigc.metrics import evaluate_model
+
+    model, _ = _model_file(path, mtime)
+    return evaluate_model(model, n=10_000)
+
+
+def metrics_available() -> bool:
+    """Whether aigc.metrics (the digit classifier behind the quality scores) can be imported."""
+    try:
+        import aigc.metrics  # noqa: F401
+        return True
+    except Exception:
+        return False
+
+
+# ---- a run's pictures -------------------------------------------------------------------------------------
+@st.cache_data(max_entries=128, show_spinner=False)
+def grid_png(pixels: np.ndarray, scale: int = 3) -> bytes:
+    """PNG of an (n, 28, 28) uint8 sample set as an 8-wide grid, upscaled nearest-neighbour. Cached by the
+    pixels themselves, not by run and step: a grid redrawn at the same step, as a VAE's is when its prior
+    is fitted, must not come back as the old picture."""
+    return png_bytes(grid(pixels, nrow=8, scale=scale))
+
+
+def blank_grid(n: int = 64) -> bytes:
+    """A dark placeholder the size of the sample grid, so the page does not jump when samples arrive."""
+    return grid_png(np.zeros((n, 28, 28), dtype=np.uint8))
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def quick_score(pixels: np.ndarray) -> dict | None:
+    """The metrics classifier's verdict on a sample grid, or None when aigc.metrics or its classifier
+    is not available (the badge is then simply not shown)."""
+    try:
+        from aigc.metrics import quick_score as score
+        images = torch.from_numpy(np.ascontiguousarray(pixels)).float().div(127.5).sub(1).unsqueeze(1)
+        return score(images)
+    except Exception:          # a badge, not a feature: any failure just hides it
+        return None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def evolution_gif(run_id: str, steps: tuple, _frames: list) -> bytes:
+    """Every snapshot of a run as an animated GIF (one frame per snapshot, no bounce)."""
+    return gif_bytes([grid(f, nrow=8, scale=2) for f in _frames], ms_per_frame=180, bounce=False)

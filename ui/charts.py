@@ -1,0 +1,150 @@
+"""Vega-Lite chart specifications and their rows: a run's live panels (as its model declares them), the
+2-D latent map, and the classifier's histogram of a model's samples.
+
+Why Vega-Lite, not Plotly: Streamlit (1.67) keys a Plotly chart's React element by a hash of its whole
+spec, so every poll with new data unmounts the chart and mounts a new one, which the browser shows as a
+blank flash on each update. A Vega-Lite chart without selections has no such id: the same spec with new
+rows updates the data in place (an append, since the smoothed values of old points never change), so
+the lines simply grow; a keyed chart with a selection (the latent map) keeps its identity too.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from aigc import MODELS, Panel
+
+LEGEND = {"orient": "top", "direction": "horizontal", "labelFontSize": 15, "symbolStrokeWidth": 4,
+          "symbolType": "stroke", "symbolSize": 300}
+
+
+def ema(values: list[float], alpha: float) -> list[float]:
+    """Exponential moving average (TensorBoard's smoothing), alpha in [0, 1)."""
+    out, acc = [], None
+    for v in values:
+        acc = v if acc is None else alpha * acc + (1 - alpha) * v
+        out.append(acc)
+    return out
+
+
+# ---- a run's live panels -----------------------------------------------------------------------------------
+def panel_rows(history: dict, panel: Panel, smoothing: float) -> pd.DataFrame:
+    """Long-form rows (step, value, series, kind) for one panel, raw values and their EMA, in step
+    order, so a poll with new log entries only appends rows."""
+    steps = history.get("step", [])
+    n = min([len(steps)] + [len(history.get(s.metric, [])) for s in panel.series])
+    lines = {}
+    for s in panel.series:
+        values = history.get(s.metric, [])[:n]
+        lines[(s.label, "smoothed")] = ema(values, smoothing) if smoothing > 0 else values
+        if smoothing > 0:
+            lines[(s.label, "raw")] = values
+    rows = [(steps[i], ys[i], label, kind) for i in range(n) for (label, kind), ys in lines.items()]
+    return pd.DataFrame(rows, columns=["step", "value", "series", "kind"])
+
+
+def panel_spec(panel: Panel, x_max: int) -> dict:
+    """A fixed frame (x over the whole run, fixed height) with faint raw lines under bold EMA lines."""
+    color = {"field": "series", "type": "nominal", "title": None, "legend": LEGEND,
+             "scale": {"domain": [s.label for s in panel.series], "range": [s.color for s in panel.series]}}
+    x = {"field": "step", "type": "quantitative", "title": "step", "scale": {"domain": [0, x_max], "nice": False},
+         "axis": {"labelFontSize": 13, "titleFontSize": 14}}
+    y = {"field": "value", "type": "quantitative", "title": None, "axis": {"labelFontSize": 13},
+         "scale": {"domain": list(panel.y_range), "clamp": True} if panel.y_range else {"zero": False}}
+    layers = [
+        {"transform": [{"filter": "datum.kind === 'raw'"}],
+         "mark": {"type": "line", "strokeWidth": 1, "opacity": 0.3, "clip": True},
+         "encoding": {"x": x, "y": y, "color": {**color, "legend": None}, "detail": {"field": "series"}}},
+        {"transform": [{"filter": "datum.kind === 'smoothed'"}],
+         "mark": {"type": "line", "strokeWidth": 3.5, "clip": True, "point": False},
+         "encoding": {"x": x, "y": y, "color": color,
+                      "tooltip": [{"field": "series"}, {"field": "step"}, {"field": "value", "format": ".3f"}]}},
+    ]
+    if panel.reference is not None:
+        layers.append({"mark": {"type": "rule", "strokeDash": [4, 4], "color": "#868E96"},
+                       "encoding": {"y": {"datum": panel.reference}}})
+    return {"title": {"text": panel.title, "fontSize": 17, "anchor": "start"}, "height": 220, "layer": layers,
+            "autosize": {"type": "fit-x", "contains": "padding"},       # the height is the plot's own
+            "resolve": {"legend": {"color": "independent"}},            # the legend shows the bold lines
+            "config": {"legend": {"labelLimit": 300}}}
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def live_panels(run_id: str, model_name: str, points: int, smoothing: float, target_step: int,
+                _history: dict) -> list[tuple[dict, pd.DataFrame]]:
+    """[(spec, rows)] for each panel the model declares, for a run with `points` log entries: built once
+    per new log entry and shared by every viewer (Streamlit only reads them). The frame drawn before the
+    first log entry is already the right one."""
+    steps = _history.get("step", [])
+    x_max = max(target_step, steps[-1] if steps else 1)
+    return [(panel_spec(panel, x_max), panel_rows(_history, panel, smoothing))
+            for panel in MODELS[model_name][1].panels]
+
+
+# ---- the 2-D latent map ---------------------------------------------------------------------------------------
+MAP_RANGE = 4.0
+
+
+def latent_map_spec() -> dict:
+    axis = {"labelFontSize": 13, "titleFontSize": 16}
+    scale = {"domain": [-MAP_RANGE, MAP_RANGE], "nice": False, "clamp": True}
+    return {
+        "height": 460,
+        "layer": [
+            {"transform": [{"filter": "datum.kind === 'digit'"}],
+             "params": [{"name": "pick", "select": {"type": "point", "on": "click", "nearest": True,
+                                                     "fields": ["z1", "z2"], "clear": False}}],
+             "mark": {"type": "circle", "size": 28, "opacity": 0.7},
+             "encoding": {
+                 "x": {"field": "z1", "type": "quantitative", "title": "z₁", "scale": scale, "axis": axis},
+                 "y": {"field": "z2", "type": "quantitative", "title": "z₂", "scale": scale, "axis": axis},
+                 "color": {"field": "digit", "type": "nominal", "title": "digit",
+                           "scale": {"scheme": "category10"},
+                           "legend": {"labelFontSize": 15, "titleFontSize": 15, "symbolSize": 150}},
+                 "tooltip": [{"field": "digit", "title": "test digit"}]}},
+            {"transform": [{"filter": "datum.kind === 'you'"}],
+             "mark": {"type": "point", "shape": "cross", "size": 500, "filled": True, "color": "black",
+                      "stroke": "white", "strokeWidth": 1.5},
+             "encoding": {"x": {"field": "z1", "type": "quantitative", "scale": scale},
+                          "y": {"field": "z2", "type": "quantitative", "scale": scale}}},
+        ],
+    }
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _map_digits(model_key: str, _coords: np.ndarray, _digits: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"z1": _coords[:, 0], "z2": _coords[:, 1], "digit": _digits.astype(str), "kind": "digit"})
+
+
+def latent_map_rows(model_key: str, coords: np.ndarray, digits: np.ndarray, point: tuple[float, float]) -> pd.DataFrame:
+    """The encoded test digits plus one row for the point being decoded."""
+    you = pd.DataFrame({"z1": [point[0]], "z2": [point[1]], "digit": [""], "kind": ["you"]})
+    return pd.concat([_map_digits(model_key, coords, digits), you], ignore_index=True)
+
+
+def map_pick(state) -> tuple[float, float] | None:
+    """The (z1, z2) of the dot clicked on the map, from the chart's selection state, or None."""
+    try:
+        picked = state["selection"]["pick"]
+    except (KeyError, TypeError):
+        return None
+    if isinstance(picked, list) and picked and "z1" in picked[0]:
+        return float(picked[0]["z1"]), float(picked[0]["z2"])
+    return None
+
+
+# ---- what the classifier reads -----------------------------------------------------------------------------
+def class_histogram_spec() -> dict:
+    """Ten bars: how many samples the classifier reads as each digit (a flat row = every digit drawn)."""
+    return {"height": 110, "mark": {"type": "bar", "color": "#4C6EF5"},
+            "encoding": {"x": {"field": "digit", "type": "ordinal", "title": None,
+                               "axis": {"labelAngle": 0, "labelFontSize": 14}},
+                         "y": {"field": "share", "type": "quantitative", "title": None,
+                               "axis": {"format": "%", "labelFontSize": 12, "tickCount": 3}},
+                         "tooltip": [{"field": "digit"}, {"field": "share", "format": ".1%"}]}}
+
+
+def class_histogram_rows(class_hist: list) -> pd.DataFrame:
+    total = max(1, sum(class_hist))
+    return pd.DataFrame({"digit": [str(d) for d in range(len(class_hist))], "share": [c / total for c in class_hist]})

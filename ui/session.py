@@ -1,0 +1,83 @@
+"""This browser tab: the runs it started or watched, the run its address names, the link to share a run,
+and the checkpoints it can pick from."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from aigc import list_checkpoints
+from aigc.runs import Run, RunRegistry
+
+from . import cached
+
+MY_RUNS = "my_runs"          # session key: ids of the runs this tab has started or watched, newest last
+SMOOTHING = "smoothing"      # session key: EMA factor of the loss charts
+
+
+def require_frame() -> None:
+    """Call first thing in every page. Streamlit runs a script of pages/ on its own, without app.py (its
+    older "pages directory" mode), until some run of app.py has called st.navigation in this process, and
+    offers no setting to turn that mode off. So on a fresh server the first visitor who opens a page
+    address directly (a shared /train?run=… link) would get the page without the app's frame. Such a run
+    switches the mode off and reruns through app.py, landing on the same page; once per session, because
+    streamlit.testing's AppTest turns the mode back on before every run and a rerun in each would swallow
+    the clicks a test makes. tests/test_e2e_browser.py opens a share link first on a fresh server."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory and not st.session_state.get("_framed"):
+        st.session_state["_framed"] = True
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def addressed_run(registry: RunRegistry) -> tuple[Run | None, bool]:
+    """The run named in the page address (?run=…) and whether this tab may control it (&key=…)."""
+    run = registry.get(st.query_params.get("run"))
+    if run is not None:
+        remember_run(run.id)      # Explore offers the runs this tab has seen, once they end
+    return run, run is not None and st.query_params.get("key") == run.key
+
+
+def remember_run(run_id: str) -> None:
+    runs = st.session_state.setdefault(MY_RUNS, [])
+    if run_id not in runs:
+        runs.append(run_id)
+
+
+def share_url(run_id: str) -> str:
+    """The read-only link to a run: this page's address plus ?run=<id> (no key)."""
+    base = None
+    try:
+        base = st.context.url
+    except Exception:          # not in a browser session (bare mode)
+        pass
+    return f"{base or ''}?run={run_id}"
+
+
+def finished_runs(registry: RunRegistry) -> list[Run]:
+    """This tab's runs that ended with weights (finished, stopped or diverged), newest first."""
+    found = []
+    for run_id in reversed(st.session_state.get(MY_RUNS, [])):
+        run = registry.get(run_id)
+        if run is not None:
+            view = registry.view(run)
+            if not view.active and view.has_weights:
+                found.append(run)
+    return found
+
+
+def checkpoint_choices(registry: RunRegistry | None = None, model: str | None = None) -> dict[str, Path | Run]:
+    """{label: path or run}: this tab's finished runs (in memory, not saved yet) when a registry is given,
+    the shipped checkpoints, then the runs saved on this server; with `model`, only those of that model.
+    cached.load() opens any of them."""
+    choices: dict[str, Path | Run] = {}
+    for run in finished_runs(registry) if registry is not None else ():
+        view = registry.view(run)
+        if model is None or view.model == model:
+            choices[f"{view.model} run {run.id}, {view.step:,} steps (this session)"] = run
+    for name, path in list_checkpoints(model=model).items():
+        choices[f"{name} (shipped)"] = path
+    for name, path in list_checkpoints(cached.runs_dir(), model=model).items():
+        choices[f"{name} (saved run)"] = path
+    return choices
