@@ -10,7 +10,7 @@ from pathlib import Path
 from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, read_checkpoint, save_checkpoint
 from .device import configure_threads, describe_device, pick_device
 from .images import grid, png_bytes
-from .models import MODELS
+from .models import MODELS, check_range
 from .sampling import samples
 from .trainer import Status, TrainConfig, Trainer, format_duration
 from .version import __version__
@@ -62,6 +62,7 @@ def cmd_train(args) -> int:
                      batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, seed=args.seed, device=args.device,
                      sample_every=args.sample_every, max_seconds=args.max_seconds, data_dir=args.data_dir)
     init = read_checkpoint(args.init) if args.init else None
+    base = read_checkpoint(args.base) if args.base else None
     if init is not None:
         config = TrainConfig.for_checkpoint(init, **overrides)
     else:
@@ -69,7 +70,7 @@ def cmd_train(args) -> int:
     config.validate()
     out = Path(args.out or f"runs/{config.model}.pt")
     samples_dir = Path(args.samples_dir) if args.samples_dir else None
-    trainer = Trainer(config, init=init)
+    trainer = Trainer(config, init=init, base=base)
     print(f"aigc {__version__}: training {config.model} {config.model_args or ''} on {describe_device(trainer.device)}, "
           f"{config.steps} steps of {config.batch_size}", file=sys.stderr)
     bar = ProgressBar()
@@ -98,14 +99,31 @@ def cmd_train(args) -> int:
     return 0 if status in (Status.FINISHED, Status.STOPPED) else 1
 
 
+def sampling_options(model, args) -> dict:
+    """--steps, --guidance and --stochastic as keyword arguments of model.sample, for a model that has them
+    (its sampling_settings); a clear error for one that draws in a single step."""
+    given = {"steps": args.steps, "guidance": args.guidance, "stochastic": args.stochastic or None}
+    given = {k: v for k, v in given.items() if v is not None}
+    offered = {s.name for s in model.sampling_settings}
+    for name in given:
+        if name not in offered:
+            raise ValueError(f"--{name} does not apply to a {model.name}: it draws a sample in one step")
+    if "steps" in given:
+        check_range("steps", given["steps"], 1, 100)
+    if "guidance" in given:
+        check_range("guidance", given["guidance"], 0.0, 10.0, kind=float)
+    return given
+
+
 def cmd_sample(args) -> int:
     model, _ = load_checkpoint(args.ckpt, pick_device(args.device))
+    options = sampling_options(model, args)
     if args.label is not None:
         if not model.label_count:
             raise ValueError(f"--label needs a conditional or self-conditioned model; {model.name} is neither")
         if not 0 <= args.label < model.label_count:
             raise ValueError(f"--label must be between 0 and {model.label_count - 1} for this model, got {args.label}")
-    images = samples(model, args.seed, args.n, args.label)
+    images = samples(model, args.seed, args.n, args.label, **options)
     out = Path(args.out or Path(args.ckpt).with_suffix(".samples.png").name)
     out.write_bytes(png_bytes(grid(images, nrow=args.nrow, scale=args.scale)))
     print(f"wrote {args.n} samples of {model.name} to {out}")
@@ -116,10 +134,11 @@ def cmd_evaluate(args) -> int:
     from .metrics import evaluate_model
 
     model, ckpt = load_checkpoint(args.ckpt, pick_device(args.device))
+    options = sampling_options(model, args)
     start = time.perf_counter()
-    scores = evaluate_model(model, n=args.n, seed=args.seed)
+    scores = evaluate_model(model, n=args.n, seed=args.seed, **options)
     print(f"{Path(args.ckpt).name}: {model.name} at step {ckpt['step']}, {scores['n']} samples "
-          f"({time.perf_counter() - start:.1f} s)")
+          f"{' '.join(f'{k}={v}' for k, v in options.items())} ({time.perf_counter() - start:.1f} s)")
     print(f"  Fréchet distance  {scores['fid']:.3f}   (real-data floor {scores['fid_floor']:.3f}, "
           f"ratio {scores['fid_ratio']:.2f}×)")
     print(f"  mean confidence   {scores['confidence']:.3f}")
@@ -152,6 +171,12 @@ def cmd_info(args) -> int:
     return 0
 
 
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=int, help="sampling steps, 1-100 (diffusion models; default: the model's)")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance weight w (diffusion models)")
+    parser.add_argument("--stochastic", action="store_true", help="ancestral sampling instead of DDIM/Euler")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m aigc", description="Train, sample, evaluate and inspect aigc models on MNIST.")
     p.add_argument("--version", action="version", version=f"aigc {__version__}")
@@ -168,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model-arg", type=_model_arg, action="append", metavar="KEY=VALUE",
                    help="a model setting, e.g. latent_dim=2 (repeatable)")
     t.add_argument("--init", help="continue from this checkpoint")
+    t.add_argument("--base", help="the trained checkpoint a model such as latent_diffusion is built on (a vae)")
     t.add_argument("--out", help="checkpoint path (default: runs/<model>.pt); a PNG grid is written beside it")
     t.add_argument("--half", action="store_true", help="store the weights as float16 (half the file size)")
     t.add_argument("--samples-dir", help="also write the sample grid here every --sample-every steps")
@@ -186,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=int, default=2, help="pixel upscaling of the PNG")
     s.add_argument("--out", help="PNG path (default: <checkpoint>.samples.png)")
     s.add_argument("--device", default="auto")
+    add_sampling_arguments(s)
     s.set_defaults(func=cmd_sample)
 
     e = sub.add_parser("evaluate", help="Fréchet distance, confidence and class coverage of a checkpoint's samples")
@@ -193,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--n", type=int, default=10_000, help="samples to score")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
+    add_sampling_arguments(e)
     e.set_defaults(func=cmd_evaluate)
 
     i = sub.add_parser("info", help="describe a checkpoint, or list models, checkpoints and the device")

@@ -27,13 +27,14 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def interpolate(model: GenerativeModel, z0, z1, steps: int = 10, mode: str = "slerp", label: int | None = None):
-    """(steps, 1, 28, 28) images from z0 to z1."""
+def interpolate(model: GenerativeModel, z0, z1, frames: int = 10, mode: str = "slerp", label: int | None = None,
+                **options):
+    """(frames, 1, 28, 28) images from z0 to z1; `options` go to model.sample (its sampling_settings)."""
     if mode not in ("lerp", "slerp"):
         raise ValueError(f"interpolation mode must be 'lerp' or 'slerp', got {mode!r}")
-    t = torch.linspace(0, 1, steps, device=z0.device)
-    path = (slerp if mode == "slerp" else lerp)(z0, z1, t)                 # (steps, d)
-    return model.sample(path, as_labels(model, steps, label))
+    t = torch.linspace(0, 1, frames, device=z0.device)
+    path = (slerp if mode == "slerp" else lerp)(z0, z1, t)                 # (frames, d)
+    return model.sample(path, as_labels(model, frames, label), **options)
 
 
 # ---- directions ----------------------------------------------------------------------------------

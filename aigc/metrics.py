@@ -261,7 +261,7 @@ def quick_score(images: torch.Tensor, classifier: MNISTClassifier | None = None)
 
 @torch.no_grad()
 def generate(model: GenerativeModel, n: int, seed: int = 0, batch: int = 1000,
-             class_freq: torch.Tensor | None = None) -> torch.Tensor:
+             class_freq: torch.Tensor | None = None, **options) -> torch.Tensor:
     """n samples (n, 1, 28, 28) on the CPU, in eval mode (GANs: the averaged generator). A conditional
     model draws x ~ p(x | y) with y ~ class_freq (MNIST's own label frequencies when scoring, so the
     samples follow p(x) = Σ p(y) p(x | y) like the data; uniform if None). Train/eval mode is restored."""
@@ -276,21 +276,22 @@ def generate(model: GenerativeModel, n: int, seed: int = 0, batch: int = 1000,
         if model.conditional:
             freq = class_freq if class_freq is not None else torch.ones(NUM_CLASSES)
             labels = torch.multinomial(freq.float(), b, replacement=True, generator=g).to(z.device)   # (b,)
-        out.append(model.sample(z, labels).float().cpu())
+        out.append(model.sample(z, labels, **options).float().cpu())
     model.train(was_training)
     return torch.cat(out)
 
 
 def evaluate_model(model: GenerativeModel, n: int = 10_000, batch: int = 1000, seed: int = 0,
-                   classifier: MNISTClassifier | None = None) -> dict:
+                   classifier: MNISTClassifier | None = None, **options) -> dict:
     """n samples scored against the test set: fid (Fréchet distance in classifier features), fid_floor
     (real data's own distance), fid_ratio (fid / floor), confidence, class_hist, coverage, digits_ok, n.
 
     The classifier runs on the model's device unless one is given. Use n = 10,000 for numbers to
-    compare: with fewer samples the covariance estimate is noisier and the distance biased upwards."""
+    compare: with fewer samples the covariance estimate is noisier and the distance biased upwards.
+    `options` go to model.sample (its sampling_settings: a diffusion model's steps and guidance)."""
     classifier = classifier if classifier is not None else load_classifier(device=model.device)
     ref = reference_stats(classifier)
-    feats, probs = classify(generate(model, n, seed, batch, ref["class_freq"]), classifier, batch)
+    feats, probs = classify(generate(model, n, seed, batch, ref["class_freq"], **options), classifier, batch)
     fid = frechet_distance(*feature_stats(feats), ref["mu"], ref["sigma"])
     return {"fid": fid, "fid_floor": ref["floor"], "fid_ratio": fid / ref["floor"], "n": n,
             **score_probabilities(probs)}

@@ -24,6 +24,7 @@ import numpy as np
 from .checkpoint import CheckpointError, checkpoint_bytes, save_checkpoint
 from .device import pick_device
 from .images import to_uint8
+from .models import check_base
 from .trainer import Status, TrainConfig, Trainer
 
 
@@ -65,7 +66,8 @@ class Run:
     id: str
     config: TrainConfig
     key: str                                 # whoever holds it may control the run; viewers without it watch
-    init_checkpoint: dict | None = None
+    init_checkpoint: dict | None = None      # continued from this checkpoint
+    base_checkpoint: dict | None = None      # built on this one (a model with a base_model)
     created: float = field(default_factory=time.time)
     status: Status = Status.QUEUED
     message: str = ""
@@ -173,17 +175,20 @@ class RunRegistry:
                 pass
 
     # ---- submitting and finding runs -----------------------------------------------------------
-    def submit(self, config: TrainConfig, init_checkpoint: dict | None = None) -> Run:
+    def submit(self, config: TrainConfig, init_checkpoint: dict | None = None,
+               base_checkpoint: dict | None = None) -> Run:
         """Validates, then starts the run or queues it; raises ValueError with a readable message."""
         config.validate()
         if init_checkpoint is not None:
             config.check_continues(init_checkpoint)
+        else:
+            check_base(config.model, base_checkpoint)
         self.reap()
         with self._lock:
             if len(self._queue) >= self.max_queue:
                 raise RuntimeError(f"the training queue is full ({self.max_queue} runs waiting); try again in a few minutes")
             run = Run(id=secrets.token_hex(4), config=config, key=secrets.token_urlsafe(12),
-                      init_checkpoint=init_checkpoint, max_snapshots=self.max_snapshots,
+                      init_checkpoint=init_checkpoint, base_checkpoint=base_checkpoint, max_snapshots=self.max_snapshots,
                       last_seen=self.clock(), target_step=config.steps)
             self._runs[run.id] = run
             self._queue.append(run)
@@ -285,7 +290,7 @@ class RunRegistry:
     def _work(self, run: Run) -> None:
         started = time.monotonic()
         try:
-            trainer = Trainer(run.config, init=run.init_checkpoint)
+            trainer = Trainer(run.config, init=run.init_checkpoint, base=run.base_checkpoint)
             for event, fn in (("on_log", run._on_log), ("on_samples", run._on_samples), ("on_status", run._on_status)):
                 trainer.add_callback(event, fn)
             with run.lock:

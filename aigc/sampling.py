@@ -30,15 +30,16 @@ def as_labels(model: GenerativeModel, n: int, labels: int | torch.Tensor | None)
 
 
 @torch.no_grad()
-def samples(model: GenerativeModel, seed: int, n: int, labels: int | torch.Tensor | None = None) -> torch.Tensor:
-    """n images (n, 1, 28, 28) in [-1, 1] drawn from `seed`'s noise."""
-    return model.sample(noise(model, n, seed), as_labels(model, n, labels))
+def samples(model: GenerativeModel, seed: int, n: int, labels: int | torch.Tensor | None = None,
+            **options) -> torch.Tensor:
+    """n images (n, 1, 28, 28) in [-1, 1] drawn from `seed`'s noise; `options` go to model.sample."""
+    return model.sample(noise(model, n, seed), as_labels(model, n, labels), **options)
 
 
 def sample_grid(model: GenerativeModel, seed: int, n: int = 64, nrow: int = 8, scale: int = 3,
-                labels: int | torch.Tensor | None = None) -> np.ndarray:
+                labels: int | torch.Tensor | None = None, **options) -> np.ndarray:
     """samples() as one uint8 mosaic, `nrow` images a row, each pixel `scale`×`scale`."""
-    return grid(samples(model, seed, n, labels), nrow=nrow, scale=scale)
+    return grid(samples(model, seed, n, labels, **options), nrow=nrow, scale=scale)
 
 
 def group_strip(model: GenerativeModel, seed: int = 0) -> np.ndarray:
@@ -47,11 +48,15 @@ def group_strip(model: GenerativeModel, seed: int = 0) -> np.ndarray:
     return sample_grid(model, seed, n=k, nrow=min(k, 25), scale=2, labels=torch.arange(k))
 
 
+def test_digits(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST test digits by index: images (n, 1, 28, 28) in [-1, 1] and labels (n,)."""
+    return load_mnist(train=False).batch(index)
+
+
 @torch.no_grad()
 def encode_test_digits(model: GenerativeModel, n: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """Where the encoder puts the first n test digits, the means of q(z|x) (n, latent_dim), and which
     digit each is (n,)."""
-    test = load_mnist(train=False)
-    x, y = test.batch(torch.arange(n))
+    x, y = test_digits(torch.arange(n))
     mu, _ = model.encode(x.to(model.device))
     return mu.cpu().numpy(), y.numpy()

@@ -19,7 +19,7 @@ import torch
 from .checkpoint import make_checkpoint, model_from_checkpoint
 from .data import MNISTTensors, load_mnist
 from .device import autocast, pick_device, seed_everything
-from .models import MODELS, GenerativeModel, Setting, build_model, check_range
+from .models import MODELS, GenerativeModel, Setting, build_model, check_base, check_range
 from .sampling import noise
 
 
@@ -149,13 +149,14 @@ def train_settings(model: str) -> tuple[Setting, ...]:
 
 
 class Trainer:
-    """Trains config.model from scratch, or continues `init` (a checkpoint dict: its weights, step count
-    and history; build its config with TrainConfig.for_checkpoint). `model` may instead hand over a model
-    already built, with `start_step` and `history`."""
+    """Trains config.model from scratch (built on `base`, a checkpoint, for a model with a base_model), or
+    continues `init` (a checkpoint dict: its weights, step count and history; build its config with
+    TrainConfig.for_checkpoint). `model` may instead hand over a model already built, with `start_step`
+    and `history`."""
 
     def __init__(self, config: TrainConfig, model: GenerativeModel | None = None,
                  data: MNISTTensors | None = None, start_step: int = 0, history: dict | None = None,
-                 init: dict | None = None):
+                 init: dict | None = None, base: dict | None = None):
         config.validate()
         self.config = config
         self.device = pick_device(config.device)
@@ -167,7 +168,10 @@ class Trainer:
             model = model_from_checkpoint({**init, "model_args": config.model_args}, self.device)
             start_step = int(init.get("step", 0))
             history = {k: list(v) for k, v in init.get("history", {}).items()}
-        self.model = (model or build_model(config.model, config.model_args)).to(self.device).train()
+        if model is None:
+            check_base(config.model, base)
+            model = build_model(config.model, config.model_args, base)
+        self.model = model.to(self.device).train()
         self.data = (data or load_mnist(train=True, device=self.device, data_dir=config.data_dir)).to(self.device)
         self.optimizers = self.model.configure_optimizers(config.lr, (config.beta1, config.beta2))
         self.fixed_noise = noise(self.model, config.num_samples, config.seed)           # (n, latent)

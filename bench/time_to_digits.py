@@ -9,6 +9,7 @@ Scoring pauses the clock: only Trainer.train_seconds counts.
     .venv/bin/python bench/time_to_digits.py --marks 30,60,120            # all models
     .venv/bin/python bench/time_to_digits.py --model cgan --marks 5 --n 1000   # smoke test
     .venv/bin/python bench/time_to_digits.py --model dcgan --model-arg clusters=30   # self-conditioned
+    .venv/bin/python bench/time_to_digits.py --model latent_diffusion --base checkpoints/vae2d.pt
 """
 from __future__ import annotations
 
@@ -20,15 +21,19 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
-from aigc import LIMITS, MODELS, TrainConfig, Trainer, configure_threads, describe_device, load_mnist, pick_device  # noqa: E402
+from aigc import (LIMITS, MODELS, TrainConfig, Trainer, configure_threads, describe_device, load_mnist,  # noqa: E402
+                  pick_device, read_checkpoint)
 from aigc.cli import _model_arg as model_arg  # noqa: E402
 from aigc.metrics import evaluate_model, generate, quick_score  # noqa: E402
 
 
-def bench(name: str, marks: list[float], every: float, data, n_eval: int, overrides: dict | None = None) -> dict:
+def bench(name: str, marks: list[float], every: float, data, n_eval: int, overrides: dict | None = None,
+          base: dict | None = None) -> dict:
     """Trains in slices: raise max_seconds, run() again (it continues where it stopped), score in between,
-    so scoring never counts as training time. Checks every `every` training seconds and at each mark."""
-    trainer = Trainer(TrainConfig.for_model(name, **{"steps": 100_000, **(overrides or {})}), data=data)
+    so scoring never counts as training time. Checks every `every` training seconds and at each mark.
+    Samples are drawn as the live grid draws them (a diffusion model: its few default steps)."""
+    trainer = Trainer(TrainConfig.for_model(name, **{"steps": 100_000, **(overrides or {})}), data=data,
+                      base=base if MODELS[name][1].base_model else None)
     checks = sorted({round(every * k, 6) for k in range(1, int(marks[-1] / every) + 1)} | set(marks))
     first_ok, scores = None, {}
     for t in checks:
@@ -56,6 +61,8 @@ def main():
                    help="override the recipe, e.g. --set batch_size=64 --set lr=1e-3 (repeatable)")
     p.add_argument("--model-arg", action="append", default=[], type=model_arg, metavar="KEY=VALUE",
                    help="model setting, e.g. --model-arg clusters=30 (repeatable)")
+    p.add_argument("--base", default="checkpoints/vae.pt",
+                   help="the checkpoint a model with a base (latent_diffusion) is built on")
     args = p.parse_args()
     overrides = {}
     for item in args.set:
@@ -69,7 +76,8 @@ def main():
     threads = configure_threads()
     device = pick_device()
     data = load_mnist(train=True, device=device)
-    results = {name: bench(name, marks, args.every, data, args.n, overrides) for name in args.model or list(MODELS)}
+    base = read_checkpoint(args.base) if any(MODELS[m][1].base_model for m in args.model or MODELS) else None
+    results = {name: bench(name, marks, args.every, data, args.n, overrides, base) for name in args.model or list(MODELS)}
 
     floor = next((s["fid_floor"] for r in results.values() for s in r["scores"].values()), float("nan"))
     print(f"\n{describe_device(device)}, {threads} torch threads, torch {torch.__version__}, "

@@ -33,7 +33,8 @@ for row in range(0, len(names), 3):                       # three per row: big e
                 st.error(f"This checkpoint can't be used: {exc}")
                 continue
             widgets.image(cached.sample_grid(loaded.key, loaded.model, int(seed), n=36, nrow=6, scale=4),
-                          caption=f"{loaded.checkpoint['model_name']} · {loaded.checkpoint['step']:,} steps")
+                          caption=f"{loaded.checkpoint['model_name']} · {loaded.checkpoint['step']:,} steps · "
+                                  f"{cached.sampling_ms(loaded.key, loaded.model):.2f} ms per image")
             if score:
                 try:
                     s = cached.evaluate(str(path), path.stat().st_mtime)

@@ -79,6 +79,33 @@ with right:
         "many grey pixels as real ones. With a 2-D latent you can see the whole map.")
 
 st.divider()
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader("How diffusion learns")
+    st.markdown(
+        "The models behind today's image generators learn one small skill: take a little noise out of an image. "
+        "In training, a real digit x₀ is mixed with random noise ε at a random level t, from t = 0 (the digit) to "
+        "t = 1 (pure noise), and the network learns to say what was added (or, in **flow matching**, which way "
+        "leads from the noise back to the digit):")
+    st.latex(r"x_t = \alpha(t)\,x_0 + \sigma(t)\,\varepsilon \qquad \mathcal{L} = \big\| f_\theta(x_t, t, y) - \text{target} \big\|^2")
+    st.markdown(
+        "To draw, it starts from pure noise and takes that step again and again, 1 to 50 times; at each step "
+        "it also guesses the finished digit, blurry at first and sharp at the end. The Explore page lets you "
+        "scrub through those steps.")
+with right:
+    st.subheader("Guidance, and diffusion in a latent space")
+    st.markdown(
+        "The network is told which digit y to draw, and one time in ten in training it is told nothing. So it "
+        "can predict both ways, and **classifier-free guidance** (Ho & Salimans, 2022) pushes each step further "
+        "in the direction the label adds: w = 1 is the plain model, a larger w gives cleaner, more typical "
+        "digits that look more alike, w = 0 forgets the label. More typical means less varied: guidance "
+        "trades variety for typicality.")
+    st.markdown(
+        "**Latent diffusion**, Stable Diffusion's design (Rombach et al., 2022), runs the same process on a "
+        "VAE's few numbers per digit instead of its 784 pixels, and lets the VAE's decoder draw the result. "
+        "It trains in seconds; built on the 2-D VAE, you can watch its samples travel across the latent map.")
+
+st.divider()
 st.subheader("The models")
 for name, (_, cls) in MODELS.items():
     st.markdown(f"- **{name}** — {cls.summary}")

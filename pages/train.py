@@ -25,18 +25,24 @@ with st.expander("Model and settings", expanded=run is None):
               for s, column in zip(train_settings(name), st.columns(4))}
     model_args = {s.name: widgets.setting_input(s, key=f"{name}_{s.name}", disabled=start_from != "scratch")
                   for s in MODELS[name][1].settings}
+    base_model = MODELS[name][1].base_model          # a model trained on top of another one picks it here
+    bases = session.checkpoint_choices(registry, model=base_model) if base_model else {}
+    built_on = st.selectbox("Built on", list(bases), key=f"{name}_base", disabled=start_from != "scratch",
+                            help=f"A {name} is trained on top of a trained {base_model}: a shipped one, one saved "
+                                 f"on this server, or one you trained in this tab.") if base_model else None
 
     busy = can_control and registry.view(run).active                         # one live run per owner
     if st.button("Start", icon=":material/play_arrow:", type="primary", disabled=busy, key="start",
                  help="Stop the current run first." if busy else None):
         try:
+            init = base = None
             if start_from == "scratch":
-                init = None
                 config = TrainConfig.for_model(name, model_args=model_args, **chosen)
+                base = cached.load(bases[built_on]).checkpoint if built_on else None
             else:
                 init = cached.load(choices[start_from]).checkpoint
                 config = TrainConfig.for_checkpoint(init, **chosen)
-            new = registry.submit(config, init_checkpoint=init)
+            new = registry.submit(config, init_checkpoint=init, base_checkpoint=base)
         except (ValueError, RuntimeError, CheckpointError, OSError) as exc:
             st.error(f"Could not start: {exc}")
         else:

@@ -1,4 +1,5 @@
 """The app through streamlit.testing's AppTest, page by page, as a person would use it."""
+import json
 import time
 
 import pytest
@@ -427,3 +428,57 @@ def test_a_new_model_family_needs_no_page_edit(monkeypatch):
     before = image_urls(at)
     at.slider(key="morph_frames").set_value(5).run()
     assert not at.exception and image_urls(at)[0] == before[0] and image_urls(at)[1] != before[1]
+
+
+def test_a_diffusion_run_shows_its_loss_by_noise_level_then_its_sampling_step_by_step():
+    at = app("pages/train.py")
+    at.selectbox(key="train_model").set_value("diffusion").run()
+    assert at.radio(key="diffusion_objective").value == "flow"
+    at.number_input(key="diffusion_steps").set_value(30).run()
+    at.button(key="start").click().run()
+    assert not at.exception, at.exception
+    run = registry().get(run_in_address(at))
+    wait_for(lambda: run.status is Status.FINISHED, 180, "the diffusion run")
+    at.run()
+    specs = [json.loads(c.proto.spec) for c in live_charts(at)]
+    assert len(specs) == 2 and specs[1]["title"]["text"].startswith("Loss by noise level")
+    assert specs[1]["layer"][1]["encoding"]["color"]["scale"]["domain"] == ["t 0.00–0.25", "t 0.25–0.50", "t 0.50–0.75",
+                                                                           "t 0.75–1.00"]
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception, at.exception
+    assert "trained by flow matching" in texts(at)
+    assert at.slider(key="sample_steps").value == 20 and at.slider(key="sample_guidance").value == 3.0
+    at.slider(key="sample_steps").set_value(6).run()
+    scrubber = at.slider(key="trajectory_step")
+    assert scrubber.max == 6 and scrubber.value == 6
+    before = image_urls(at)
+    scrubber.set_value(2).run()
+    after = image_urls(at)
+    assert not at.exception and after[0] != before[0] and after[1] != before[1]      # x_t and x̂₀ at step 2
+    assert element(at, "download_button", "trajectory_gif")
+    assert any("The forward process" in s.value for s in at.subheader)
+    assert at.get("vega_lite_chart"), "the schedule is charted"
+    forward = image_urls(at)[-1]
+    at.number_input(key="forward_digit").set_value(5).run()
+    assert image_urls(at)[-1] != forward
+    at.toggle(key="sample_stochastic").set_value(True).run()
+    assert not at.exception and image_urls(at)[0] != after[0]
+
+
+def test_latent_diffusion_is_built_on_a_vae_picked_on_the_train_page():
+    at = app("pages/train.py")
+    at.selectbox(key="train_model").set_value("latent_diffusion").run()
+    built_on = at.selectbox(key="latent_diffusion_base")
+    assert "vae (shipped)" in built_on.options and "vae2d (shipped)" in built_on.options
+    assert not [o for o in built_on.options if o.startswith(("cgan", "dcgan"))]
+    built_on.set_value("vae2d (shipped)").run()
+    at.number_input(key="latent_diffusion_steps").set_value(40).run()
+    at.button(key="start").click().run()
+    assert not at.exception, at.exception
+    run = registry().get(run_in_address(at))
+    wait_for(lambda: run.status is Status.FINISHED, 180, "the latent diffusion run")
+    assert run.final_checkpoint["model_args"]["vae_args"]["latent_dim"] == 2
+    at.switch_page("pages/explore.py").run()
+    assert not at.exception, at.exception
+    assert "a flow over the codes of a VAE with latent size 2" in texts(at)
+    assert any("The whole latent map" in s.value for s in at.subheader) and "black lines" in texts(at)

@@ -5,13 +5,17 @@ import pickle
 import pytest
 import torch
 
-from aigc import CheckpointError, TrainConfig, Trainer, build_model, load_checkpoint, make_checkpoint, save_checkpoint
+from aigc import (MODELS, CheckpointError, TrainConfig, Trainer, build_model, load_checkpoint, make_checkpoint,
+                  save_checkpoint)
 from aigc.checkpoint import checkpoint_bytes, list_checkpoints
 
+import hostile
+from conftest import new_model
 
-@pytest.mark.parametrize("name", ["cgan", "dcgan", "mlp_gan", "vae"])
+
+@pytest.mark.parametrize("name", list(MODELS))
 def test_round_trip_gives_identical_samples(name, tmp_path):
-    model = build_model(name, {"latent_dim": 2} if name == "vae" else {}).eval()
+    model = new_model(name, {"latent_dim": 2} if name == "vae" else {}).eval()
     path = save_checkpoint(make_checkpoint(model, step=7, history={"step": [7]}), tmp_path / "m.pt")
     loaded, ckpt = load_checkpoint(path)
     z = model.make_noise(6, generator=torch.Generator().manual_seed(1))
@@ -114,3 +118,18 @@ def test_checkpoints_are_listed_by_the_model_they_hold(tmp_path):
     assert list(list_checkpoints(tmp_path, model="vae")) == ["mine"]
     assert list(list_checkpoints(tmp_path, model="dcgan")) == ["other"]
     assert "cgan" in list_checkpoints(model="cgan") and "vae" not in list_checkpoints(model="cgan")
+
+
+@pytest.mark.parametrize("kind", list(hostile.build()))
+def test_hostile_files_are_refused_with_a_reason(kind):
+    data, reason = hostile.build()[kind]
+    assert len(data) < 25 * 2**20, "each is small enough to upload"
+    with pytest.raises(CheckpointError, match=reason):
+        load_checkpoint(data)
+
+
+def test_a_file_written_again_by_another_zip_writer_still_loads():
+    good = make_checkpoint(build_model("dcgan", {"width": 4}), step=3)
+    model, ckpt = load_checkpoint(hostile.rezip(checkpoint_bytes(good)))
+    assert ckpt["step"] == 3 and torch.equal(model.state_dict()["generator.project.0.weight"],
+                                             good["state_dict"]["generator.project.0.weight"])

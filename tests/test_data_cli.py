@@ -78,3 +78,16 @@ def test_cli_refuses_a_non_checkpoint(tmp_path):
     (tmp_path / "fake.pt").write_text("hello")
     r = aigc("info", "--ckpt", "fake.pt", cwd=tmp_path)
     assert r.returncode == 2 and "not a readable checkpoint" in r.stderr
+
+
+def test_cli_samples_a_diffusion_model_with_steps_and_guidance(tmp_path):
+    from aigc import build_model, make_checkpoint, save_checkpoint
+    save_checkpoint(make_checkpoint(build_model("diffusion", {"width": 8})), tmp_path / "d.pt")
+    r = aigc("sample", "--ckpt", "d.pt", "--n", "4", "--steps", "3", "--guidance", "1.5", "--label", "7",
+             "--out", "d.png", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+    r = aigc("sample", "--ckpt", "d.pt", "--steps", "0", cwd=tmp_path)
+    assert r.returncode == 2 and "steps must be between 1 and 100" in r.stderr
+    r = aigc("sample", "--ckpt", str(REPO / "checkpoints" / "cgan.pt"), "--steps", "5", cwd=tmp_path)
+    assert r.returncode == 2 and "--steps does not apply to a cgan" in r.stderr

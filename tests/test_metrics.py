@@ -117,5 +117,5 @@ def test_thickness_direction_adds_ink():
         base = image_statistics(model.sample(z, labels))["thickness"]
         more = image_statistics(model.sample(z + 2 * thickness.vector, labels))["thickness"]
     assert (more > base).float().mean() > 0.8
-    strip = interpolate(model, z[0], z[1], steps=5, mode="lerp", label=3)
+    strip = interpolate(model, z[0], z[1], frames=5, mode="lerp", label=3)
     assert strip.shape == (5, 1, 28, 28)

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from conftest import new_model
 
 from aigc import MODELS, TrainConfig, Trainer, build_model
 from aigc.device import autocast
@@ -12,7 +13,7 @@ NAMES = list(MODELS)
 
 @pytest.mark.parametrize("name", NAMES)
 def test_sample_shape_and_range(name):
-    model = build_model(name).eval()
+    model = new_model(name).eval()
     z = model.make_noise(5, generator=torch.Generator().manual_seed(0))
     assert z.shape == (5, model.latent_dim)
     images = model.sample(z, model.default_labels(5))
@@ -23,7 +24,8 @@ def test_sample_shape_and_range(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_steps_on_real_mnist_give_finite_moving_losses(name, mnist):
     torch.manual_seed(0)
-    model = build_model(name)
+    model = new_model(name)
+    model.start_training(mnist)
     opts = model.configure_optimizers(1e-3, (0.5, 0.999))
     x, y = mnist.batch(torch.arange(64))
     before = [p.detach().clone() for p in model.parameters()]
@@ -300,7 +302,7 @@ def test_what_a_model_declares_fits_its_config(name):
     assert model_cls.metric_names == tuple(s.metric for p in model_cls.panels for s in p.series)
     for setting in train_settings(name):         # the recipe's values lie within the trainer's limits
         assert setting.low <= setting.default <= setting.high
-    model = build_model(name)
+    model = new_model(name)
     assert model.explore_sections and all(isinstance(s, Section) for s in model.explore_sections)
 
 

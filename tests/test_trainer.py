@@ -3,17 +3,17 @@ import threading
 
 import pytest
 import torch
-from conftest import wait_for
+from conftest import base_for, wait_for
 
-from aigc import Status, TrainConfig, Trainer
+from aigc import MODELS, Status, TrainConfig, Trainer
 
 TINY = dict(steps=6, batch_size=16, log_every=2, sample_every=3, num_samples=8)
 
 
-@pytest.mark.parametrize("name", ["cgan", "dcgan", "mlp_gan", "vae"])
+@pytest.mark.parametrize("name", list(MODELS))
 def test_trainer_reports_through_callbacks(name, mnist):
     events = []
-    trainer = Trainer(TrainConfig.for_model(name, **TINY), data=mnist)
+    trainer = Trainer(TrainConfig.for_model(name, **TINY), data=mnist, base=base_for(name))
     for event in ("on_log", "on_samples", "on_end"):
         trainer.add_callback(event, lambda t, e=event: events.append((e, t.step)))
     assert trainer.run() is Status.FINISHED

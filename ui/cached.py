@@ -11,7 +11,8 @@ import hashlib
 import io
 import os
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 
 from aigc import (GenerativeModel, configure_threads, describe_device, load_checkpoint, load_mnist,
                   model_from_checkpoint, pick_device, sampling)
+from aigc.models.declarations import Trajectory
 from aigc.images import gif_bytes, grid, png_bytes
 from aigc.latent import Direction, find_directions
 from aigc.runs import Run, RunRegistry
@@ -135,6 +137,49 @@ def group_strip(key: str, _model: GenerativeModel) -> np.ndarray:
 @st.cache_resource(max_entries=32, show_spinner=False)
 def sample_grid(key: str, _model: GenerativeModel, seed: int, n: int, nrow: int, scale: int) -> np.ndarray:
     return sampling.sample_grid(_model, seed, n=n, nrow=nrow, scale=scale)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def trajectory(key: str, _model: GenerativeModel, seed: int, label: int | None, options: tuple) -> Trajectory:
+    """One sample's way from noise to a digit (Section.TRAJECTORY), per seed, label and sampling settings;
+    its tensors without the batch dimension: images (k + 1, 1, 28, 28), estimates (k, 1, 28, 28)."""
+    with torch.no_grad():
+        path = _model.trajectory(sampling.noise(_model, 1, seed), sampling.as_labels(_model, 1, label), **dict(options))
+    return replace(path, images=path.images[:, 0], estimates=path.estimates[:, 0])
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def forward_process(key: str, _model: GenerativeModel, index: int, levels: int = 11):
+    """A test digit noised to `levels` even steps of t from 0 to 1 with one fixed noise image, as a strip
+    (Section.FORWARD_PROCESS), and the schedule α(t), σ(t) at 101 points."""
+    x0, _ = sampling.test_digits(torch.tensor([index]))                                  # (1, 1, 28, 28)
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    t = torch.linspace(0, 1, levels)
+    with torch.no_grad():
+        noisy = _model.noised(x0.expand(levels, -1, -1, -1), t, eps.expand(levels, -1, -1, -1))
+    ts = torch.linspace(0, 1, 101)
+    alpha, sigma = _model.schedule(ts)
+    return grid(noisy, nrow=levels, scale=3), (ts.numpy(), alpha.numpy(), sigma.numpy())
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def latent_paths(key: str, _model: GenerativeModel, options: tuple) -> np.ndarray | None:
+    """The ways ten samples, one of each digit, take through a 2-D latent space from noise (k + 1, 10, 2),
+    for a model that samples by such paths (latent diffusion); None for one that does not."""
+    with torch.no_grad():
+        path = _model.latent_paths(sampling.noise(_model, 10, 0), torch.arange(10), **dict(options))
+    return None if path is None else path.images.numpy()
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def sampling_ms(key: str, _model: GenerativeModel, n: int = 64) -> float:
+    """Milliseconds per image to draw a batch of n with the model's own sampling settings (median of 3)."""
+    times = []
+    for seed in range(3):
+        start = time.perf_counter()
+        sampling.samples(_model, seed, n)
+        times.append((time.perf_counter() - start) * 1000 / n)
+    return sorted(times)[1]
 
 
 @st.cache_resource(max_entries=4, show_spinner="Encoding test digits…")

@@ -103,6 +103,11 @@ def latent_map_spec() -> dict:
                            "scale": {"scheme": "category10"},
                            "legend": {"labelFontSize": 15, "titleFontSize": 15, "symbolSize": 150}},
                  "tooltip": [{"field": "digit", "title": "test digit"}]}},
+            {"transform": [{"filter": "datum.kind === 'path'"}],
+             "mark": {"type": "line", "strokeWidth": 2, "color": "#212529", "opacity": 0.75, "clip": True},
+             "encoding": {"x": {"field": "z1", "type": "quantitative", "scale": scale},
+                          "y": {"field": "z2", "type": "quantitative", "scale": scale},
+                          "detail": {"field": "digit"}, "order": {"field": "order"}}},
             {"transform": [{"filter": "datum.kind === 'you'"}],
              "mark": {"type": "point", "shape": "cross", "size": 500, "filled": True, "color": "black",
                       "stroke": "white", "strokeWidth": 1.5},
@@ -117,10 +122,18 @@ def _map_digits(model_key: str, _coords: np.ndarray, _digits: np.ndarray) -> pd.
     return pd.DataFrame({"z1": _coords[:, 0], "z2": _coords[:, 1], "digit": _digits.astype(str), "kind": "digit"})
 
 
-def latent_map_rows(model_key: str, coords: np.ndarray, digits: np.ndarray, point: tuple[float, float]) -> pd.DataFrame:
-    """The encoded test digits plus one row for the point being decoded."""
+def latent_map_rows(model_key: str, coords: np.ndarray, digits: np.ndarray, point: tuple[float, float],
+                    paths: np.ndarray | None = None) -> pd.DataFrame:
+    """The encoded test digits, the sampling paths (k + 1, 10, 2) of a model that has them (one per digit,
+    drawn in step order), and one row for the point being decoded."""
     you = pd.DataFrame({"z1": [point[0]], "z2": [point[1]], "digit": [""], "kind": ["you"]})
-    return pd.concat([_map_digits(model_key, coords, digits), you], ignore_index=True)
+    rows = [_map_digits(model_key, coords, digits), you]
+    if paths is not None:
+        steps, n, _ = paths.shape
+        rows.append(pd.DataFrame({"z1": paths[..., 0].ravel(), "z2": paths[..., 1].ravel(),
+                                  "digit": np.tile(np.arange(n).astype(str), steps),
+                                  "order": np.repeat(np.arange(steps), n), "kind": "path"}))
+    return pd.concat(rows, ignore_index=True)
 
 
 def map_pick(state) -> tuple[float, float] | None:
@@ -148,3 +161,22 @@ def class_histogram_spec() -> dict:
 def class_histogram_rows(class_hist: list) -> pd.DataFrame:
     total = max(1, sum(class_hist))
     return pd.DataFrame({"digit": [str(d) for d in range(len(class_hist))], "share": [c / total for c in class_hist]})
+
+
+# ---- a diffusion model's noise schedule -----------------------------------------------------------------------
+def schedule_spec() -> dict:
+    """Signal and noise scale against the noise level t (Section.FORWARD_PROCESS)."""
+    return {"height": 200, "mark": {"type": "line", "strokeWidth": 3},
+            "encoding": {"x": {"field": "t", "type": "quantitative", "title": "noise level t",
+                               "axis": {"labelFontSize": 13, "titleFontSize": 14}},
+                         "y": {"field": "scale", "type": "quantitative", "title": None, "axis": {"labelFontSize": 13}},
+                         "color": {"field": "series", "type": "nominal", "title": None, "legend": LEGEND,
+                                   "scale": {"range": ["#2B8A3E", "#F03E3E"]}},
+                         "tooltip": [{"field": "series"}, {"field": "t", "format": ".2f"},
+                                     {"field": "scale", "format": ".3f"}]}}
+
+
+def schedule_rows(t: np.ndarray, alpha: np.ndarray, sigma: np.ndarray) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame({"t": t, "scale": alpha, "series": "α(t): how much of the digit is left"}),
+                      pd.DataFrame({"t": t, "scale": sigma, "series": "σ(t): how much noise is mixed in"})],
+                     ignore_index=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .declarations import Panel, Section, Series, Setting
+from .declarations import Panel, Section, Series, Setting, Trajectory
 
 NUM_CLASSES = 10
 
@@ -71,6 +71,19 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 30, generator: torch.Generator 
     return centres
 
 
+@torch.no_grad()
+def update_average(average: nn.Module, model: nn.Module, updates: torch.Tensor, decay: float) -> None:
+    """One step of an exponential moving average of model's weights, kept in `average` (Yazici et al.
+    2019); `updates` (a long buffer) counts the steps. The decay warms up as (1 + n) / (10 + n), so early
+    samples are not stuck near the random init. Buffers (BatchNorm statistics) are copied as they are."""
+    n = updates.item()
+    rate = 1 - min(decay, (1 + n) / (10 + n))
+    torch._foreach_lerp_(list(average.parameters()), list(model.parameters()), rate)
+    for average_buffer, buffer in zip(average.buffers(), model.buffers()):
+        average_buffer.copy_(buffer)
+    updates += 1
+
+
 @dataclass
 class ModelConfig:
     """Base of every model config: a validated, JSON-friendly dataclass."""
@@ -104,9 +117,11 @@ class GenerativeModel(nn.Module):
     panels: ClassVar[tuple[Panel, ...]]
     metric_names: ClassVar[tuple[str, ...]]   # what train_step reports, in chart order: from the panels
     settings: ClassVar[tuple[Setting, ...]] = ()   # config fields a person may set on the Train page
+    sampling_settings: ClassVar[tuple[Setting, ...]] = ()   # keyword arguments of sample() set on Explore
     conditional: ClassVar[bool] = False
     train_defaults: ClassVar[dict] = {}  # the tuned recipe: TrainConfig.for_model() starts from it
     finishing_note: ClassVar[str] = ""   # what finish_training() does, for the UI while it runs; "" = nothing
+    base_model: ClassVar[str | None] = None   # the family a model is trained on top of (a trained checkpoint of it)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -133,6 +148,19 @@ class GenerativeModel(nn.Module):
     def describe(self) -> list[str]:
         """Short phrases about this model's state that a person exploring it should know."""
         return ["pick the digit below"] if self.conditional else []
+
+    def latent_paths(self, z: torch.Tensor, labels: torch.Tensor | None = None, **options) -> Trajectory | None:
+        """For Section.LATENT_MAP: the way sampling takes from z through the latent space, for a model
+        that samples by such a path; None for one that decodes z as it is."""
+        return None
+
+    @classmethod
+    def args_from_base(cls, base: dict) -> dict:
+        """For a model with a base_model: the settings that follow from the base checkpoint (its shape)."""
+        return {}
+
+    def load_base(self, base: dict) -> None:
+        """For a model with a base_model: takes what it builds on (weights) from the base checkpoint."""
 
     @property
     def latent_dim(self) -> int:
@@ -288,15 +316,8 @@ class GAN(GenerativeModel):
                 del state_dict[key]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    @torch.no_grad()
     def update_ema(self) -> None:
-        # decay warms up as (1 + n) / (10 + n) so early samples are not stuck near the random init
-        n = self.ema_updates.item()
-        decay = min(self.config.ema_decay, (1 + n) / (10 + n))
-        torch._foreach_lerp_(list(self.generator_ema.parameters()), list(self.generator.parameters()), 1 - decay)
-        for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers()):
-            ema_buffer.copy_(buffer)
-        self.ema_updates += 1
+        update_average(self.generator_ema, self.generator, self.ema_updates, self.config.ema_decay)
 
     def generate(self, generator: nn.Module, z, labels=None):
         """labels: the digits of a conditional GAN, or the groups of a self-conditioned one (if None, z₀

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+import torch
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -50,8 +52,20 @@ class Panel:
 
 
 class Section(str, Enum):
-    """The Explore page's sections, in the order a model lists them."""
+    """The Explore page's sections, in the order a model lists them. A model that lists one has what it
+    draws from: encode() and decode() for LATENT_MAP, trajectory() for TRAJECTORY, noised() and
+    schedule() for FORWARD_PROCESS."""
     GROUPS = "groups"            # one sample from each group a self-conditioned GAN found
     SLIDERS = "sliders"          # one sample from a seed, moved along measured directions of z
+    TRAJECTORY = "trajectory"    # sampling step by step: the noisy x_t and the estimate of x₀ at each step
     MORPH = "morph"              # a path between two seeds' latent vectors
+    FORWARD_PROCESS = "forward"  # a real digit noised step by step, and the noise schedule
     LATENT_MAP = "latent_map"    # a 2-D latent space, shown whole with the test digits encoded on it
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """What a model with Section.TRAJECTORY returns from trajectory(): its way from noise to b images."""
+    t: torch.Tensor           # (k + 1,) the noise level before the first step and after each, from 1 to 0
+    images: torch.Tensor      # (k + 1, b, 1, 28, 28) x_t at those levels: the starting noise, then after each step
+    estimates: torch.Tensor   # (k, b, 1, 28, 28) the estimate x̂₀ of the finished image made at each step
