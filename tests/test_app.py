@@ -442,8 +442,7 @@ def test_a_diffusion_run_shows_its_loss_by_noise_level_then_its_sampling_step_by
     at.run()
     specs = [json.loads(c.proto.spec) for c in live_charts(at)]
     assert len(specs) == 2 and specs[1]["title"]["text"].startswith("Loss by noise level")
-    assert specs[1]["layer"][1]["encoding"]["color"]["scale"]["domain"] == ["t 0.00–0.25", "t 0.25–0.50", "t 0.50–0.75",
-                                                                           "t 0.75–1.00"]
+    assert specs[1]["layer"][1]["encoding"]["color"]["scale"]["domain"] == ["t 0–¼", "t ¼–½", "t ½–¾", "t ¾–1"]
     at.switch_page("pages/explore.py").run()
     assert not at.exception, at.exception
     assert "trained by flow matching" in texts(at)

@@ -5,6 +5,7 @@ Screenshots go to $AIGC_SCREENSHOT_DIR (default: a pytest temp folder). The test
 one browser tab and run in file order, like a person going through the app.
 """
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -275,3 +276,71 @@ def test_uploading_a_bad_checkpoint_shows_a_clear_error(page, server, shots, tmp
     alert.wait_for()
     assert "notes.pt" in alert.inner_text() and "not a readable checkpoint" in alert.inner_text()
     page.screenshot(path=str(shots / "explore_bad_upload.png"))
+
+
+def choose(page, selectbox: str, option: str):
+    """Picks the first option starting with `option` in the selectbox labelled `selectbox`."""
+    page.locator("[data-testid='stSelectbox']", has_text=selectbox).first.click()
+    page.get_by_role("option", name=re.compile("^" + re.escape(option))).first.click()
+    page.wait_for_timeout(500)
+
+
+def train_briefly(page, server, model: str, steps: int, base: str | None = None):
+    open_page(page, f"{server}/train")
+    choose(page, "Model", model + " —")
+    if base:
+        choose(page, "Built on", base)
+    field = page.get_by_role("spinbutton", name="Steps")
+    field.fill(str(steps))
+    field.press("Enter")
+    page.wait_for_timeout(500)
+    page.locator("button[kind='primary']", has_text="Start").click()
+    page.wait_for_url("**key=*")
+
+
+def test_diffusion_trains_live_then_samples_step_by_step(page, server, shots):
+    train_briefly(page, server, "diffusion", 60)
+    page.get_by_text("Loss by noise level").wait_for(timeout=60_000)  # the declared panel of the t-bins
+    page.get_by_text("· finished").wait_for(timeout=120_000)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shots / "train_diffusion.png"), full_page=True)
+
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Explore").click()
+    page.get_by_text("Sampling, step by step").wait_for()
+    choose(page, "Checkpoint", "diffusion run")
+    page.get_by_text("Sampling, step by step").wait_for()
+    page.get_by_text("The forward process").wait_for()
+    x_t = page.locator("[data-testid='stImage']", has_text="x_t after").locator("img")
+    before = x_t.get_attribute("src")
+    assert "20 of 20 steps" in page.locator("[data-testid='stImage']", has_text="x_t after").inner_text()
+    page.locator("input[type='range'][aria-label='Step']").focus()
+    for _ in range(15):
+        page.keyboard.press("ArrowLeft")          # scrub back towards the noise
+    page.get_by_text("x_t after 5 of 20 steps").wait_for()
+    assert x_t.get_attribute("src") != before
+    assert page.get_by_text("x̂₀, its guess of the finished digit").count() == 1
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "explore_diffusion.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})            # a student's phone
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shots / "explore_diffusion_phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1400, "height": 1600})
+
+
+def test_latent_diffusion_over_the_2d_vae_draws_its_paths_on_the_map(page, server, shots):
+    open_page(page, f"{server}/train")
+    choose(page, "Model", "latent_diffusion —")
+    page.locator("[data-testid='stSelectbox']", has_text="Built on").first.click()
+    if page.get_by_role("option", name="vae2d (shipped)").count() == 0:
+        pytest.skip("no shipped vae2d checkpoint")
+    page.keyboard.press("Escape")
+    train_briefly(page, server, "latent_diffusion", 100, base="vae2d (shipped)")
+    page.get_by_text("· finished").wait_for(timeout=120_000)
+    page.locator("[data-testid='stSidebarNav'] a", has_text="Explore").click()
+    page.get_by_text("Sampling, step by step").wait_for()
+    choose(page, "Checkpoint", "latent_diffusion run")
+    page.get_by_text("The black lines are the ways ten samples").wait_for()
+    chart = page.locator(CHART).last
+    chart.scroll_into_view_if_needed()
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(shots / "explore_latent_diffusion_map.png"), full_page=True)

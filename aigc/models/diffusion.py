@@ -43,10 +43,12 @@ NULL_LABEL = NUM_CLASSES            # the extra label that classifier-free guida
 OBJECTIVES = ("flow", "ddpm")
 LOSS_BINS = 4                       # train_step also reports the loss in this many equal bins of t
 
+BIN_EDGES = ("0", "¼", "½", "¾", "1")   # the LOSS_BINS bins' edges, as legend labels short enough for a phone
+
 LOSS_PANELS = (
     Panel("Loss (squared error of the network's prediction)", (Series("loss", "loss", "#4C6EF5"),)),
     Panel("Loss by noise level t: which levels are still hard", tuple(
-        Series(f"loss_t{i}", f"t {i / LOSS_BINS:.2f}–{(i + 1) / LOSS_BINS:.2f}", color)
+        Series(f"loss_t{i}", f"t {BIN_EDGES[i]}–{BIN_EDGES[i + 1]}", color)
         for i, color in enumerate(("#2B8A3E", "#F59F00", "#F03E3E", "#7048E8")))),
 )
 
