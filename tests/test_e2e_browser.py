@@ -319,6 +319,17 @@ def test_diffusion_trains_live_then_samples_step_by_step(page, server, shots):
     page.get_by_text("x_t after 5 of 20 steps").wait_for()
     assert x_t.get_attribute("src") != before
     assert page.get_by_text("x̂₀, its guess of the finished digit").count() == 1
+    seed = page.get_by_role("spinbutton", name="Random seed").first
+    server_ms = []
+    for k in range(5):                            # new seeds: a new trajectory each, the section's own rerun
+        shown = page.locator("[data-testid='stCaptionContainer']", has_text="Server time").first.inner_text()
+        seed.fill(str(100 + k))
+        seed.press("Enter")
+        page.wait_for_function("(s) => [...document.querySelectorAll(\"[data-testid='stCaptionContainer']\")]"
+                               ".some(c => c.innerText.startsWith('Server time') && c.innerText !== s)", arg=shown)
+        shown = page.locator("[data-testid='stCaptionContainer']", has_text="Server time").first.inner_text()
+        server_ms.append(float(shown.split(": ")[1].split(" ms")[0]))
+    print(f"\nnew seed -> 20-step trajectory, server time per update: {sorted(server_ms)} ms")
     page.wait_for_timeout(500)
     page.screenshot(path=str(shots / "explore_diffusion.png"), full_page=True)
     page.set_viewport_size({"width": 390, "height": 844})            # a student's phone
