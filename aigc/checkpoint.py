@@ -189,7 +189,7 @@ def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu") -> Gen
     if needed > held + MODEL_DEFAULTS_SLACK:
         raise CheckpointError(f"the weights do not fit a {ckpt['model_name']} with these settings: they ask for a model "
                               f"of {needed:,} numbers and the checkpoint holds {held:,}")
-    model = build_model(ckpt["model_name"], ckpt["model_args"])
+    model = skeleton.to_empty(device="cpu")          # storage without the random init: the weights replace it all
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except (RuntimeError, KeyError) as exc:
