@@ -75,7 +75,8 @@ def main():
             assert not at.exception, at.exception
             reported = next(c.value for c in at.caption if c.value.startswith("Server time for this update"))
             section.append(float(reported.split(": ")[1].split(" ms")[0]))
-        print(f"| {name} | {f"new seed, {explore_defaults['steps']}-step trajectory" if stepwise else 'slider move'} | "
+        update = f"new seed, {explore_defaults['steps']}-step trajectory" if stepwise else "slider move"
+        print(f"| {name} | {update} | "
               f"{statistics.median(backend):.1f} / {pct(backend, 0.95):.1f} | "
               f"{statistics.median(section):.1f} / {pct(section, 0.95):.1f} | "
               f"{statistics.median(page):.1f} / {pct(page, 0.95):.1f} |")
