@@ -8,20 +8,27 @@ and pages read copies (Run.view()) on their own schedule.
 Memory stays bounded: a run no one has looked at for `idle_timeout` seconds is stopped (its weights are
 kept, on disk when a runs folder is set), finished runs keep their final weights only, sample
 snapshots are thinned to at most `max_snapshots`, and at most `max_runs` runs are remembered.
+
+A restart loses little: with a runs folder, a training run writes its whole state (weights, optimizers,
+history, snapshots) to <runs folder>/state/<id>.pt after every `state_every` seconds of training and when it
+ends, within `state_quota` bytes for all of them. A new registry reads them back: watch links and ended
+runs work as before, and a run the restart interrupted is resumed by whoever holds its key.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from .checkpoint import CheckpointError, checkpoint_bytes, save_checkpoint
+from .checkpoint import CheckpointError, checkpoint_bytes, read_checkpoint, save_checkpoint
 from .device import pick_device
 from .images import to_uint8
 from .models import check_base
@@ -61,11 +68,17 @@ class RunView:
         return self.status.active
 
 
+def key_digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
 @dataclass(eq=False)
 class Run:
     id: str
     config: TrainConfig
     key: str                                 # whoever holds it may control the run; viewers without it watch
+    key_sha256: bytes = b""                  # what is kept of the key, on disk too ("" for a run read back)
+    owner: str | None = None                 # the browser session that queued it: one queue place each
     init_checkpoint: dict | None = None      # continued from this checkpoint
     base_checkpoint: dict | None = None      # built on this one (a model with a base_model)
     created: float = field(default_factory=time.time)
@@ -84,6 +97,15 @@ class Run:
     max_snapshots: int = 48
     autosave: bool = False                                 # write the weights to disk when it ends
     stop_requested: threading.Event = field(default_factory=threading.Event)
+    state_seconds: float = 0.0                             # its trainer's training time at its last saved state
+
+    def __post_init__(self):
+        self.key_sha256 = self.key_sha256 or key_digest(self.key)
+
+    def opens_with(self, key: str) -> bool:
+        """Whether `key` controls this run. In constant time: how long a wrong key takes to refuse says
+        nothing about how much of it was right."""
+        return secrets.compare_digest(key_digest(key), self.key_sha256)
 
     def view(self, queue_position: int = 0, expected_wait_s: float = 0.0) -> RunView:
         with self.lock:
@@ -150,12 +172,16 @@ class Run:
 class RunRegistry:
     def __init__(self, max_jobs: int | None = None, max_queue: int = 64, max_runs: int = 200,
                  idle_timeout: float = 90.0, runs_dir: str | os.PathLike | None = None,
-                 max_snapshots: int = 48, clock=time.monotonic, janitor_interval: float = 0.0):
+                 max_snapshots: int = 48, clock=time.monotonic, janitor_interval: float = 0.0,
+                 state_every: float = 30.0, state_quota: int = 2**30):
         self.max_jobs = max_jobs or default_max_jobs()
         self.max_queue = max_queue
         self.max_runs = max_runs
         self.idle_timeout = idle_timeout
         self.runs_dir = Path(runs_dir) if runs_dir else None
+        self.state_dir = self.runs_dir / "state" if self.runs_dir else None
+        self.state_every = state_every
+        self.state_quota = state_quota
         self.max_snapshots = max_snapshots
         self.clock = clock
         self._runs: dict[str, Run] = {}
@@ -163,6 +189,8 @@ class RunRegistry:
         self._running: set[Run] = set()
         self._lock = threading.RLock()
         self._recent_durations: deque[float] = deque([30.0], maxlen=20)   # seconds per finished job
+        if self.state_dir is not None:
+            self._read_states()
         if janitor_interval > 0:
             threading.Thread(target=self._janitor, args=(janitor_interval,), name="aigc-janitor", daemon=True).start()
 
@@ -176,8 +204,10 @@ class RunRegistry:
 
     # ---- submitting and finding runs -----------------------------------------------------------
     def submit(self, config: TrainConfig, init_checkpoint: dict | None = None,
-               base_checkpoint: dict | None = None) -> Run:
-        """Validates, then starts the run or queues it; raises ValueError with a readable message."""
+               base_checkpoint: dict | None = None, owner: str | None = None) -> Run:
+        """Validates, then starts the run or queues it; raises ValueError (bad settings) or RuntimeError (no
+        place in the queue) with a readable message. An `owner` (a browser session) holds at most one place
+        in the queue, so one person pressing Start again and again cannot lock the others out."""
         config.validate()
         if init_checkpoint is not None:
             config.check_continues(init_checkpoint)
@@ -187,7 +217,11 @@ class RunRegistry:
         with self._lock:
             if len(self._queue) >= self.max_queue:
                 raise RuntimeError(f"the training queue is full ({self.max_queue} runs waiting); try again in a few minutes")
-            run = Run(id=secrets.token_hex(4), config=config, key=secrets.token_urlsafe(12),
+            waiting = next((i + 1 for i, r in enumerate(self._queue) if owner is not None and r.owner == owner), 0)
+            if waiting:
+                raise RuntimeError(f"you already have a run waiting in the queue (position {waiting}); cancel it, or "
+                                   f"wait until it starts, to queue another")
+            run = Run(id=secrets.token_hex(4), config=config, key=secrets.token_urlsafe(12), owner=owner,
                       init_checkpoint=init_checkpoint, base_checkpoint=base_checkpoint, max_snapshots=self.max_snapshots,
                       last_seen=self.clock(), target_step=config.steps)
             self._runs[run.id] = run
@@ -232,15 +266,30 @@ class RunRegistry:
             run.trainer.pause()
 
     def resume(self, run: Run):
+        """Resumes a paused run, or queues again one a restart interrupted, from its saved state."""
         if run.trainer is not None:
             run.trainer.resume()
+            return
+        with self._lock:
+            if run.status is not Status.INTERRUPTED or run in self._queue:
+                return
+            with run.lock:
+                run.config = replace(run.config, steps=max(1, run.target_step - run.step))
+                run.message = ""
+            run.stop_requested.clear()
+            run.set_status(Status.QUEUED)
+            self._queue.append(run)
+        self._start_queued()
 
     def stop(self, run: Run, reason: str = "") -> None:
         """Stops a running run (keeping its weights) or cancels a queued one."""
         with self._lock:
             if run in self._queue:
                 self._queue.remove(run)
-                run.set_status(Status.CANCELLED, reason or "cancelled before it started")
+                if run.final_checkpoint is not None:          # a resume called off: it keeps its saved state
+                    run.set_status(Status.INTERRUPTED, reason or "its resume was cancelled; it can still resume")
+                else:
+                    run.set_status(Status.CANCELLED, reason or "cancelled before it started")
                 return
         with run.lock:
             if reason:
@@ -278,6 +327,8 @@ class RunRegistry:
         excess = len(self._runs) - self.max_runs
         for run in done[:max(0, excess)]:
             del self._runs[run.id]
+            if self.state_dir is not None:
+                (self.state_dir / f"{run.id}.pt").unlink(missing_ok=True)
 
     def _start_queued(self) -> None:
         with self._lock:
@@ -291,12 +342,15 @@ class RunRegistry:
         started = time.monotonic()
         try:
             trainer = Trainer(run.config, init=run.init_checkpoint, base=run.base_checkpoint)
-            for event, fn in (("on_log", run._on_log), ("on_samples", run._on_samples), ("on_status", run._on_status)):
+            for event, fn in (("on_log", run._on_log), ("on_samples", run._on_samples), ("on_status", run._on_status),
+                              ("on_log", lambda t: self._save_state_every(run, t))):
                 trainer.add_callback(event, fn)
             with run.lock:
                 run.trainer = trainer
+                run.final_checkpoint = None       # a resumed run's saved weights: its trainer's are newer
                 run.target_step = trainer.target_step
                 run.step = trainer.step
+                run.state_seconds = trainer.train_seconds
             if run.stop_requested.is_set():
                 trainer.stop()
             trainer.run()
@@ -305,6 +359,7 @@ class RunRegistry:
                 run.final_checkpoint = final
                 run.trainer = None            # frees optimizer state, activations and the data reference
             run.set_status(trainer.status, trainer.message)
+            self._save_state(run)
             if self.runs_dir is not None and (run.autosave or trainer.status is Status.DIVERGED):
                 try:
                     self.save(run)
@@ -320,3 +375,87 @@ class RunRegistry:
                 self._running.discard(run)
                 self._recent_durations.append(time.monotonic() - started)
             self._start_queued()
+
+    # ---- surviving a restart --------------------------------------------------------------------------
+    def _save_state_every(self, run: Run, trainer: Trainer) -> None:
+        """On the worker thread, between steps: the run's state after every state_every s of training."""
+        if trainer.train_seconds - run.state_seconds >= self.state_every:
+            run.state_seconds = trainer.train_seconds
+            self._save_state(run, trainer)
+
+    def _save_state(self, run: Run, trainer: Trainer | None = None) -> None:
+        """Writes <state_dir>/<id>.pt atomically: the run's checkpoint (a training one: with its optimizers'
+        state, so a resume continues the same run), what the registry knows of it, and its snapshots. A
+        failure (a full disk) is said in the run's message once; the training goes on."""
+        if self.state_dir is None:
+            return
+        with run.lock:
+            state = {"id": run.id, "key_sha256": run.key_sha256.hex(), "status": run.status.value,
+                     "message": run.message, "target_step": run.target_step, "created": run.created,
+                     "snapshot_steps": [s for s, _ in run.snapshots]}
+            pixels = np.stack([p for _, p in run.snapshots]) if run.snapshots else np.zeros((0, 0, 28, 28), np.uint8)
+            final = run.final_checkpoint
+        if trainer is not None:
+            checkpoint = trainer.checkpoint(extra={"run_id": run.id, "optimizers": {
+                k: opt.state_dict() for k, opt in trainer.optimizers.items()}})
+        elif final is not None:
+            checkpoint = final
+        else:
+            return
+        path = self.state_dir / f"{run.id}.pt"
+        try:
+            save_checkpoint({**checkpoint, "run": state, "snapshots": torch.from_numpy(pixels)}, path)
+        except CheckpointError as exc:
+            with run.lock:
+                if "state" not in run.message:
+                    run.message += f" (its state for a restart could not be saved: {exc})"
+            return
+        self._evict_states(keep=path)
+
+    def _evict_states(self, keep: Path) -> None:
+        """Keeps the state folder within state_quota: ended runs' states go first, the oldest first."""
+        with self._lock:
+            active = {r.id for r in self._runs.values() if r.status.active}
+        files = []
+        for path in self.state_dir.glob("*.pt"):
+            try:
+                files.append((path.stem in active, path.stat().st_mtime, path.stat().st_size, path))
+            except FileNotFoundError:     # evicted by another worker meanwhile
+                pass
+        total = sum(size for _, _, size, _ in files)
+        for _, _, size, path in sorted(files):
+            if total <= self.state_quota:
+                break
+            if path != keep:
+                path.unlink(missing_ok=True)
+                total -= size
+
+    def _read_states(self) -> None:
+        """Reads back the runs a previous server saved, newest max_runs of them. A run that was training
+        is INTERRUPTED: whoever holds its key resumes it (resume()). Unreadable states are skipped."""
+        paths = sorted(self.state_dir.glob("*.pt"), key=lambda p: p.stat().st_mtime)[-self.max_runs:]
+        for path in paths:
+            try:
+                run = self._run_from_state(read_checkpoint(path))
+            except (CheckpointError, KeyError, TypeError, ValueError):
+                continue
+            self._runs[run.id] = run
+
+    def _run_from_state(self, saved: dict) -> Run:
+        state, pixels = saved["run"], saved["snapshots"].numpy()
+        optimizers = saved.get("optimizers")
+        checkpoint = {k: v for k, v in saved.items() if k not in ("run", "snapshots", "optimizers")}
+        config = TrainConfig.from_dict(checkpoint["train_config"])
+        config.validate()
+        status, message = Status(state["status"]), state["message"]
+        if status.active:
+            status = Status.INTERRUPTED
+            message = (f"The server restarted while this run trained. It was saved at step {checkpoint['step']:,}; "
+                       f"whoever started it can resume it from there.")
+        snapshots = list(zip(state["snapshot_steps"], pixels))
+        return Run(id=state["id"], config=config, key="", key_sha256=bytes.fromhex(state["key_sha256"]),
+                   init_checkpoint={**checkpoint, "optimizers": optimizers} if status is Status.INTERRUPTED else None,
+                   created=state["created"], status=status, message=message, step=checkpoint["step"],
+                   target_step=state["target_step"], history=checkpoint["history"],
+                   last_log={}, grid=snapshots[-1][1] if snapshots else None, snapshots=snapshots,
+                   final_checkpoint=checkpoint, last_seen=self.clock(), max_snapshots=self.max_snapshots)

@@ -25,7 +25,7 @@ from .sampling import noise
 
 class Status(str, Enum):
     """Where a run is. A Trainer writes the states of the run it drives, each through one method that
-    reports it ('on_status'); the run registry adds the two states a run has without a trainer."""
+    reports it ('on_status'); the run registry adds the three states a run has without a trainer."""
     READY = "ready"            # built, not started
     QUEUED = "queued"          # waiting for a free job slot (registry)
     RUNNING = "running"
@@ -36,6 +36,7 @@ class Status(str, Enum):
     DIVERGED = "diverged"      # a loss became NaN/inf; the last finite weights are kept
     FAILED = "failed"
     CANCELLED = "cancelled"    # stopped while queued (registry)
+    INTERRUPTED = "interrupted"  # the server restarted while it trained; its saved state can resume (registry)
 
     def __str__(self) -> str:
         return self.value
@@ -150,8 +151,8 @@ def train_settings(model: str) -> tuple[Setting, ...]:
 
 class Trainer:
     """Trains config.model from scratch (built on `base`, a checkpoint, for a model with a base_model), or
-    continues `init` (a checkpoint dict: its weights, step count and history; build its config with
-    TrainConfig.for_checkpoint). `model` may instead hand over a model already built, with `start_step`
+    continues `init` (a checkpoint dict: its weights, step count and history, and its optimizers' state
+    when it is a run's saved state; build its config with TrainConfig.for_checkpoint). `model` may instead hand over a model already built, with `start_step`
     and `history`."""
 
     def __init__(self, config: TrainConfig, model: GenerativeModel | None = None,
@@ -186,6 +187,11 @@ class Trainer:
         self.status = Status.READY
         self.message = ""
         self.train_seconds = 0.0
+        if init is not None and init.get("optimizers") is not None:
+            # a run resumed from its saved state (RunRegistry) goes on as the same run: Adam's moments, its clock
+            for k, opt in self.optimizers.items():
+                opt.load_state_dict(_clone(init["optimizers"][k]))
+            self.train_seconds = float(self.history["seconds"][-1]) if self.history["seconds"] else 0.0
         self.callbacks = defaultdict(list)
         self._resume = threading.Event()
         self._resume.set()

@@ -9,7 +9,7 @@ st.title("Train")
 registry = cached.registry()
 run, can_control = session.addressed_run(registry)
 if st.query_params.get("run") and run is None:
-    st.warning("That run is no longer on this server (it ended long ago or the server restarted). Start a new one.")
+    st.warning("That run is no longer on this server (it ended long ago and was forgotten). Start a new one.")
 
 
 # ---- settings -------------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ with st.expander("Model and settings", expanded=run is None):
             else:
                 init = cached.load(choices[start_from]).checkpoint
                 config = TrainConfig.for_checkpoint(init, **chosen)
-            new = registry.submit(config, init_checkpoint=init, base_checkpoint=base)
+            new = registry.submit(config, init_checkpoint=init, base_checkpoint=base, owner=session.owner())
         except (ValueError, RuntimeError, CheckpointError, OSError) as exc:
             st.error(f"Could not start: {exc}")
         else:
@@ -79,8 +79,11 @@ def live():
         b1, b2, b3 = controls.columns(3)
         if view.status is Status.RUNNING and b1.button("Pause", icon=":material/pause:", key="pause"):
             registry.pause(run)
-        if view.status is Status.PAUSED and b1.button("Resume", icon=":material/play_arrow:", key="resume"):
+        if view.status in (Status.PAUSED, Status.INTERRUPTED) and b1.button("Resume", icon=":material/play_arrow:",
+                                                                             key="resume"):
             registry.resume(run)
+            if view.status is Status.INTERRUPTED:
+                st.rerun()        # queued again: the whole page polls it from now on
         if view.active and view.status is not Status.FINISHING and b2.button(
                 "Cancel" if view.status is Status.QUEUED else "Stop", icon=":material/stop:", key="stop"):
             registry.stop(run)

@@ -1,5 +1,6 @@
 """The app through streamlit.testing's AppTest, page by page, as a person would use it."""
 import json
+import shutil
 import threading
 import time
 
@@ -488,3 +489,47 @@ def test_latent_diffusion_is_built_on_a_vae_picked_on_the_train_page():
     assert not at.exception, at.exception
     assert "a flow over the codes of a VAE with latent size 2" in texts(at)
     assert any("The whole latent map" in s.value for s in at.subheader) and "black lines" in texts(at)
+
+
+def test_pressing_start_again_and_again_holds_one_place_in_the_queue():
+    reg = registry()
+    busy = [reg.submit(tiny_vae_run()) for _ in range(reg.max_jobs)]    # every job slot taken
+    at = app("pages/train.py")
+    at.button(key="start").click().run()
+    queued = registry().get(run_in_address(at))
+    assert reg.view(queued).status is Status.QUEUED
+    for _ in range(3):                  # the Train page again, without the run in its address, and Start
+        at.query_params.clear()
+        at.run()
+        at.button(key="start").click().run()
+        assert not at.exception, at.exception
+        assert any("already have a run waiting in the queue" in e.value for e in at.error)
+    assert reg.counts()["queued"] == 1
+    for run in busy:
+        reg.stop(run)
+
+
+def test_after_a_restart_a_watch_link_shows_the_interrupted_run_and_its_owner_resumes_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIGC_STATE_EVERY", "0")
+    reg = registry()
+    run = reg.submit(tiny_vae_run(steps=300, log_every=5, sample_every=10))
+    wait_for(lambda: reg.view(run).step >= 20 and (tmp_path / "runs" / "state" / f"{run.id}.pt").exists())
+    reg.pause(run)
+    wait_for(lambda: reg.view(run).status is Status.PAUSED)
+    shutil.copytree(tmp_path / "runs", tmp_path / "restarted")       # what a server killed now leaves behind
+    reg.stop(run)
+    wait_for(lambda: reg.view(run).status is Status.STOPPED)
+    monkeypatch.setenv("AIGC_RUNS_DIR", str(tmp_path / "restarted"))
+    cached.registry.clear()                                            # the new server
+
+    watcher = app("pages/train.py", run=run.id)
+    assert "interrupted" in watcher.subheader[0].value and "can resume it" in texts(watcher)
+    assert not {"resume", "stop"} & set(buttons(watcher))
+    assert watcher.select_slider(key=f"replay-{run.id}").options, "its replay survived"
+    owner = app("pages/train.py", run=run.id, key=run.key)
+    owner.button(key="resume").click().run()
+    assert not owner.exception, owner.exception
+    resumed = registry().get(run.id)
+    wait_for(lambda: registry().view(resumed).status is Status.FINISHED, what="the resumed run to finish")
+    owner.run()
+    assert "finished" in owner.subheader[0].value and "step 300 / 300" in owner.get("progress")[0].proto.text

@@ -1,7 +1,10 @@
+import shutil
+
 import pytest
+import torch
 from conftest import tiny_vae_run, wait_for
 
-from aigc import Status, TrainConfig, build_model, make_checkpoint
+from aigc import Status, TrainConfig, Trainer, build_model, make_checkpoint, read_checkpoint
 from aigc.runs import RunRegistry
 
 
@@ -133,3 +136,85 @@ def test_one_status_through_pause_resume_stop_and_finish():
     short = reg.submit(TrainConfig.for_model("cgan", steps=3, batch_size=8))
     wait_for(lambda: not reg.view(short).active, what="the short run to end")
     assert reg.view(short).status is Status.FINISHED and short.final_checkpoint["step"] == 3
+
+
+def test_a_restart_reads_the_runs_back_and_the_key_holder_resumes_an_interrupted_one(tmp_path):
+    before, after = tmp_path / "before", tmp_path / "after"
+    reg = RunRegistry(max_jobs=1, runs_dir=before, state_every=0.0)     # a state at every log
+    run = reg.submit(tiny_vae_run(steps=400, log_every=5, sample_every=10))
+    done = reg.submit(TrainConfig.for_model("cgan", steps=3, batch_size=8))
+    reg.stop(done)                                                      # cancelled while queued: nothing to keep
+    wait_for(lambda: reg.view(run).step >= 20 and (before / "state" / f"{run.id}.pt").exists(), what="a saved state")
+    reg.pause(run)
+    wait_for(lambda: reg.view(run).status is Status.PAUSED, what="paused")
+    shutil.copytree(before, after)                  # the folder as a server killed at this moment leaves it
+    (after / "state" / "garbage.pt").write_bytes(b"not a checkpoint")
+    saved = read_checkpoint(after / "state" / f"{run.id}.pt")
+    reg.stop(run)
+    wait_for(lambda: reg.view(run).status is Status.STOPPED, what="stopped")
+
+    restarted = RunRegistry(max_jobs=1, runs_dir=after)
+    back = restarted.get(run.id)
+    view = restarted.view(back)
+    assert [r.id for r in restarted.all_runs()] == [run.id]             # the garbage file is skipped
+    assert view.status is Status.INTERRUPTED and "resume" in view.message and view.has_weights
+    assert view.step == saved["step"] >= 20 and view.target_step == 400 and view.history == saved["history"]
+    assert view.snapshot_steps == saved["run"]["snapshot_steps"] and (view.grid == saved["snapshots"][-1].numpy()).all()
+    assert back.opens_with(run.key) and not back.opens_with(run.key[:-1]) and not back.opens_with("")
+    assert back.checkpoint()["step"] == saved["step"] and "run" not in back.checkpoint()   # Explore, downloads
+
+    restarted.resume(back)
+    wait_for(lambda: restarted.view(back).status is Status.FINISHED, what="the resumed run to finish")
+    steps = restarted.view(back).history["step"]
+    assert steps[:len(saved["history"]["step"])] == saved["history"]["step"] and steps[-1] == 400
+    assert steps == sorted(set(steps))                                 # one run, going on where it was saved
+    seconds = restarted.view(back).history["seconds"]
+    assert seconds == sorted(seconds)                                  # and its clock too
+    assert restarted.view(back).snapshot_steps[-1] == 400
+
+
+def test_a_resumed_trainer_keeps_its_optimizers_state(mnist):
+    config = tiny_vae_run(steps=5, log_every=5)
+    first = Trainer(config, data=mnist)
+    first.run()
+    state = first.checkpoint(extra={"optimizers": {k: o.state_dict() for k, o in first.optimizers.items()}})
+    resumed = Trainer(config, data=mnist, init=state)
+    for k, opt in first.optimizers.items():
+        before, after = opt.state_dict()["state"], resumed.optimizers[k].state_dict()["state"]
+        assert before.keys() == after.keys() and before
+        assert all(torch.equal(before[i]["exp_avg"], after[i]["exp_avg"]) for i in before)
+    assert Trainer(config, data=mnist, init=first.checkpoint()).optimizers["vae"].state_dict()["state"] == {}
+
+
+def test_saved_states_stay_within_their_quota_ended_runs_going_first(tmp_path):
+    reg = RunRegistry(max_jobs=1, runs_dir=tmp_path, state_every=0.0, state_quota=1)
+    ended = reg.submit(TrainConfig.for_model("vae", steps=5, batch_size=8))
+    wait_for(lambda: reg.view(ended).status is Status.FINISHED and (tmp_path / "state" / f"{ended.id}.pt").exists())
+    running = reg.submit(tiny_vae_run(log_every=5))
+    wait_for(lambda: (tmp_path / "state" / f"{running.id}.pt").exists(), what="the running run's state")
+    assert not (tmp_path / "state" / f"{ended.id}.pt").exists()
+    reg.stop(running)
+    wait_for(lambda: reg.view(running).status is Status.STOPPED)
+
+
+def test_a_state_that_cannot_be_written_is_said_and_training_goes_on(tmp_path):
+    (tmp_path / "state").write_text("a file where the state folder should be")
+    reg = RunRegistry(max_jobs=1, runs_dir=tmp_path, state_every=0.0)
+    run = reg.submit(TrainConfig.for_model("vae", steps=20, batch_size=8, log_every=5))
+    wait_for(lambda: reg.view(run).status is Status.FINISHED)
+    assert "could not be saved" in reg.view(run).message and reg.view(run).step == 20
+
+
+def test_a_browser_session_holds_one_place_in_the_queue():
+    reg = RunRegistry(max_jobs=1)
+    running = reg.submit(tiny_vae_run(), owner="tab-1")
+    queued = reg.submit(tiny_vae_run(), owner="tab-1")
+    with pytest.raises(RuntimeError, match="already have a run waiting in the queue \\(position 1\\)"):
+        reg.submit(tiny_vae_run(), owner="tab-1")
+    other = reg.submit(tiny_vae_run(), owner="tab-2")
+    assert [reg.view(r).queue_position for r in (queued, other)] == [1, 2]
+    reg.stop(queued)
+    again = reg.submit(tiny_vae_run(), owner="tab-1")                  # its place is free once it is cancelled
+    for run in (again, other, running):
+        reg.stop(run)
+    wait_for(lambda: reg.view(running).status is Status.STOPPED)

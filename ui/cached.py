@@ -36,7 +36,9 @@ def runs_dir() -> Path:
 def registry() -> RunRegistry:
     """One registry per server: runs outlive sessions and are shared by id."""
     runs = RunRegistry(runs_dir=runs_dir(), janitor_interval=5.0,
-                       idle_timeout=float(os.environ.get("AIGC_IDLE_TIMEOUT", "90")))
+                       idle_timeout=float(os.environ.get("AIGC_IDLE_TIMEOUT", "90")),
+                       state_every=float(os.environ.get("AIGC_STATE_EVERY", "30")),
+                       state_quota=int(float(os.environ.get("AIGC_STATE_QUOTA_MB", "1024")) * 2**20))
     if pick_device().type == "cpu":
         # jobs share the cores: two jobs each asking OpenMP for every core oversubscribe it and both crawl
         configure_threads(int(os.environ.get("AIGC_THREADS", "0")) or max(1, (os.cpu_count() or 1) // runs.max_jobs))
