@@ -8,7 +8,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402
 
-from ui import cached  # noqa: E402
+from ui import cached, session  # noqa: E402
 
 st.set_page_config(page_title="aigc — generative models on MNIST", page_icon=":material/draw:", layout="wide")
 
@@ -26,4 +26,4 @@ with st.sidebar:
                f"{counts['max_jobs']} at a time")
 
 cached.warm_up()          # MNIST and the classifier load in the background, once per server
-pages.run()
+session.run_page(pages)

@@ -392,7 +392,7 @@ class RunRegistry:
         with run.lock:
             state = {"id": run.id, "key_sha256": run.key_sha256.hex(), "status": run.status.value,
                      "message": run.message, "target_step": run.target_step, "created": run.created,
-                     "snapshot_steps": [s for s, _ in run.snapshots]}
+                     "last_log": dict(run.last_log), "snapshot_steps": [s for s, _ in run.snapshots]}
             pixels = np.stack([p for _, p in run.snapshots]) if run.snapshots else np.zeros((0, 0, 28, 28), np.uint8)
             final = run.final_checkpoint
         if trainer is not None:
@@ -457,5 +457,5 @@ class RunRegistry:
                    init_checkpoint={**checkpoint, "optimizers": optimizers} if status is Status.INTERRUPTED else None,
                    created=state["created"], status=status, message=message, step=checkpoint["step"],
                    target_step=state["target_step"], history=checkpoint["history"],
-                   last_log={}, grid=snapshots[-1][1] if snapshots else None, snapshots=snapshots,
+                   last_log=state["last_log"], grid=snapshots[-1][1] if snapshots else None, snapshots=snapshots,
                    final_checkpoint=checkpoint, last_seen=self.clock(), max_snapshots=self.max_snapshots)

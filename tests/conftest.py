@@ -48,3 +48,54 @@ def new_model(name: str, model_args: dict | None = None):
     """build_model for any model of the registry, built on base_for(name) where it needs one."""
     from aigc import build_model
     return build_model(name, model_args, base=base_for(name))
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_streamlit(runs_dir: Path, port: int, **env):
+    """`streamlit run app.py` on localhost:port with its runs in runs_dir, in its own process group, once it
+    answers its health check; its output goes to runs_dir/server.log. Stop it with stop_streamlit."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    log = open(runs_dir / "server.log", "a")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env={**os.environ, "AIGC_RUNS_DIR": str(runs_dir), **env}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True)
+    log.close()
+    for _ in range(120):
+        if proc.poll() is not None:
+            pytest.fail("streamlit exited: " + (runs_dir / "server.log").read_text()[-2000:])
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.5)
+    stop_streamlit(proc)
+    pytest.fail("streamlit did not start: " + (runs_dir / "server.log").read_text()[-2000:])
+
+
+def stop_streamlit(proc, kill: bool = False) -> None:
+    """Ends the server and its training threads: SIGTERM and a wait, or SIGKILL at once (a crash)."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None and not kill:
+        proc.terminate()
+        try:
+            proc.wait(15)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
