@@ -189,8 +189,11 @@ class RunRegistry:
         self._running: set[Run] = set()
         self._lock = threading.RLock()
         self._recent_durations: deque[float] = deque([30.0], maxlen=20)   # seconds per finished job
+        self._read_back = threading.Event()          # set once the runs a previous server saved are read
         if self.state_dir is not None:
-            self._read_states()
+            threading.Thread(target=self._read_states, name="aigc-read-states", daemon=True).start()
+        else:
+            self._read_back.set()
         if janitor_interval > 0:
             threading.Thread(target=self._janitor, args=(janitor_interval,), name="aigc-janitor", daemon=True).start()
 
@@ -231,10 +234,19 @@ class RunRegistry:
         return run
 
     def get(self, run_id: str | None) -> Run | None:
+        """The run with this id; one a previous server saved may take until they are all read back."""
+        if not run_id:
+            return None
         with self._lock:
-            return self._runs.get(run_id) if run_id else None
+            run = self._runs.get(run_id)
+        if run is None and not self._read_back.is_set():
+            self._read_back.wait()
+            with self._lock:
+                run = self._runs.get(run_id)
+        return run
 
     def all_runs(self) -> list[Run]:
+        self._read_back.wait()
         with self._lock:
             return sorted(self._runs.values(), key=lambda r: r.created)
 
@@ -431,15 +443,22 @@ class RunRegistry:
                 total -= size
 
     def _read_states(self) -> None:
-        """Reads back the runs a previous server saved, newest max_runs of them. A run that was training
-        is INTERRUPTED: whoever holds its key resumes it (resume()). Unreadable states are skipped."""
-        paths = sorted(self.state_dir.glob("*.pt"), key=lambda p: p.stat().st_mtime)[-self.max_runs:]
-        for path in paths:
-            try:
-                run = self._run_from_state(read_checkpoint(path))
-            except (CheckpointError, KeyError, TypeError, ValueError):
-                continue
-            self._runs[run.id] = run
+        """Reads back the runs a previous server saved, newest max_runs of them, on a thread of its own so
+        that a server with many starts at once. A run that was training is INTERRUPTED: whoever holds its
+        key resumes it (resume()). Unreadable states are skipped."""
+        try:
+            paths = sorted(self.state_dir.glob("*.pt"), key=lambda p: p.stat().st_mtime)[-self.max_runs:]
+            for path in paths:
+                try:
+                    run = self._run_from_state(read_checkpoint(path))
+                except (CheckpointError, KeyError, TypeError, ValueError):
+                    continue
+                with self._lock:
+                    self._runs.setdefault(run.id, run)
+        except OSError:           # the folder vanished or cannot be listed: nothing to read back
+            pass
+        finally:
+            self._read_back.set()
 
     def _run_from_state(self, saved: dict) -> Run:
         state, pixels = saved["run"], saved["snapshots"].numpy()
