@@ -131,3 +131,17 @@ def test_latent_diffusion_is_built_on_a_vae_and_carries_it(mnist, tmp_path):
     torch.testing.assert_close(model.decode(paths.images[-1]), model.sample(z, torch.tensor([1, 2, 3]), steps=4))
     with pytest.raises(CheckpointError, match="do not fit"):           # a VAE's weights are no latent diffusion
         load_checkpoint(checkpoint_bytes({**base, "model_name": "latent_diffusion", "model_args": {"vae_args": {}}}))
+
+
+@pytest.mark.parametrize("name", ["diffusion", "latent_diffusion"])
+@pytest.mark.parametrize("option,value,match", [("steps", 0, "steps must be between 1 and 100"),
+                                                ("steps", 101, "steps must be between 1 and 100"),
+                                                ("guidance", -1.0, "guidance must be between 0"),
+                                                ("guidance", 10.5, "guidance must be between 0")])
+def test_sampling_options_out_of_range_are_refused_by_the_model(name, option, value, match):
+    model = build_model(name, {"width": 8} if name == "diffusion" else None, base=base_for(name)).eval()
+    z = torch.randn(2, model.latent_dim)
+    with pytest.raises(ValueError, match=match):
+        model.sample(z, **{option: value})
+    with pytest.raises(ValueError, match=match):
+        model.trajectory(z, **{option: value})

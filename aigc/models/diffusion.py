@@ -53,6 +53,10 @@ LOSS_PANELS = (
 )
 
 
+MAX_STEPS = 100         # sampling steps any caller may ask for (Explore offers up to 50)
+MAX_GUIDANCE = 10.0     # guidance weight likewise (Explore: up to 5)
+
+
 def sampling_settings(config) -> tuple[Setting, ...]:
     """What Explore offers for sample(): steps, guidance (starting at the model's own) and the switch
     between the deterministic and the stochastic sampler."""
@@ -92,8 +96,8 @@ class DiffusionConfig(ModelConfig):
             raise ValueError(f"patch must be 1, 2 or 4, got {self.patch!r}")
         check_range("label_dropout", self.label_dropout, 0.0, 1.0, kind=float)
         check_range("ema_decay", self.ema_decay, 0.0, 0.9999, kind=float)
-        check_range("sample_steps", self.sample_steps, 1, 100)
-        check_range("guidance", self.guidance, 0.0, 10.0, kind=float)
+        check_range("sample_steps", self.sample_steps, 1, MAX_STEPS)
+        check_range("guidance", self.guidance, 0.0, MAX_GUIDANCE, kind=float)
 
 
 # ---- the network -----------------------------------------------------------------------------------------
@@ -226,6 +230,7 @@ class Process:
         (DDIM, Song et al. 2020, which on the flow's straight paths is exactly Euler's step); stochastically,
         part of ε̂ is replaced by fresh noise with the variance of q(x_s | x_t, x₀), as ancestral DDPM
         sampling does (Ho et al. 2020), for any schedule. Returns the trajectory, x_t at every level."""
+        check_range("steps", steps, 1, MAX_STEPS)
         ts = torch.linspace(1, 0, steps + 1, device=z.device)
         x, images, estimates = z, [z], []
         for t, s in zip(ts[:-1], ts[1:]):
@@ -287,6 +292,8 @@ def make_process(objective: str) -> Process:
 def guided(net: nn.Module, guidance: float):
     """The network with classifier-free guidance folded in: p̂ = p_u + w (p_c - p_u), the conditional and
     the unconditional prediction from one forward of 2b inputs."""
+    check_range("guidance", guidance, 0.0, MAX_GUIDANCE, kind=float)
+
     def predict(x, t, labels):
         if guidance == 1:
             return net(x, t, labels)
@@ -362,7 +369,8 @@ class Diffusion(GenerativeModel):
         labels = self.default_labels(z.shape[0]) if labels is None else labels
         net = self.net_ema if not self.training and self.config.ema_decay > 0 else self.net
         w = self.config.guidance if guidance is None else guidance
-        path = self.process.sample(guided(net, w), z.view(-1, 1, 28, 28), labels, steps or self.config.sample_steps,
+        steps = self.config.sample_steps if steps is None else steps
+        path = self.process.sample(guided(net, w), z.view(-1, 1, 28, 28), labels, steps,
                                    stochastic, torch.Generator().manual_seed(0))
         path.images[-1].clamp_(-1, 1)                                                # (k + 1, b, 1, 28, 28)
         return path

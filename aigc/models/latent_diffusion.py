@@ -156,7 +156,8 @@ class LatentDiffusion(GenerativeModel):
         estimate of the code at every step."""
         labels = self.default_labels(z.shape[0]) if labels is None else labels
         w = self.config.guidance if guidance is None else guidance
-        path = self.process.sample(guided(self.net, w), z, labels, steps or self.config.sample_steps, stochastic,
+        steps = self.config.sample_steps if steps is None else steps
+        path = self.process.sample(guided(self.net, w), z, labels, steps, stochastic,
                                    torch.Generator().manual_seed(0))
         return Trajectory(path.t, path.images * self.code_scale + self.code_mean,
                           path.estimates * self.code_scale + self.code_mean)
