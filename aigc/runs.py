@@ -6,8 +6,9 @@ the compute cost of one. Worker threads never touch Streamlit; they write into t
 and pages read copies (Run.view()) on their own schedule.
 
 Memory stays bounded: a run no one has looked at for `idle_timeout` seconds is stopped (its weights are
-kept, on disk when a runs folder is set), finished runs keep their final weights only, sample
-snapshots are thinned to at most `max_snapshots`, and at most `max_runs` runs are remembered.
+kept), finished runs keep their final weights only (with a runs folder, mapped from their saved state
+instead of held in memory), sample snapshots are thinned to at most `max_snapshots`, and at most
+`max_runs` runs are remembered.
 
 A restart loses little: with a runs folder, a training run writes its whole state (weights, optimizers,
 history, snapshots) to <runs folder>/state/<id>.pt after every `state_every` seconds of training and when it
@@ -95,7 +96,7 @@ class Run:
     trainer: Trainer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     max_snapshots: int = 48
-    autosave: bool = False                                 # write the weights to disk when it ends
+    worker: threading.Thread | None = None                 # the thread that trains it
     stop_requested: threading.Event = field(default_factory=threading.Event)
     state_seconds: float = 0.0                             # its trainer's training time at its last saved state
 
@@ -190,6 +191,7 @@ class RunRegistry:
         self._lock = threading.RLock()
         self._recent_durations: deque[float] = deque([30.0], maxlen=20)   # seconds per finished job
         self._read_back = threading.Event()          # set once the runs a previous server saved are read
+        self._closing = threading.Event()            # set by close(): no new trainings, states kept resumable
         if self.state_dir is not None:
             threading.Thread(target=self._read_states, name="aigc-read-states", daemon=True).start()
         else:
@@ -327,7 +329,6 @@ class RunRegistry:
             candidates = [r for r in self._runs.values() if r.status.active]
         for run in candidates:
             if now - run.last_seen > self.idle_timeout:
-                run.autosave = True
                 self.stop(run, f"stopped after {self.idle_timeout:.0f} s with no browser watching it; "
                                f"its weights were kept")
                 reaped.append(run)
@@ -344,11 +345,27 @@ class RunRegistry:
 
     def _start_queued(self) -> None:
         with self._lock:
-            while self._queue and len(self._running) < self.max_jobs:
+            while self._queue and len(self._running) < self.max_jobs and not self._closing.is_set():
                 run = self._queue.popleft()
                 self._running.add(run)
                 run.set_status(Status.RUNNING)
-                threading.Thread(target=self._work, args=(run,), name=f"aigc-run-{run.id}", daemon=True).start()
+                run.worker = threading.Thread(target=self._work, args=(run,), name=f"aigc-run-{run.id}", daemon=True)
+                run.worker.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """For a server shutting down: stops every training at the end of its step and writes its state as
+        it is, so the next server offers it to resume, and waits for the worker threads (one still inside
+        torch as the interpreter exits aborts the process)."""
+        self._closing.set()
+        with self._lock:
+            running = list(self._running)
+        for run in running:
+            run.stop_requested.set()
+            if run.trainer is not None:
+                run.trainer.stop()
+        for run in running:
+            if run.worker is not None:
+                run.worker.join(timeout)
 
     def _work(self, run: Run) -> None:
         started = time.monotonic()
@@ -360,24 +377,29 @@ class RunRegistry:
             with run.lock:
                 run.trainer = trainer
                 run.final_checkpoint = None       # a resumed run's saved weights: its trainer's are newer
+                run.init_checkpoint = run.base_checkpoint = None     # the trainer has what it needed of them
                 run.target_step = trainer.target_step
                 run.step = trainer.step
                 run.state_seconds = trainer.train_seconds
             if run.stop_requested.is_set():
                 trainer.stop()
             trainer.run()
+            if self._closing.is_set():        # the server is shutting down: the run stays resumable as it is
+                self._save_state(run, trainer)
+                return
             final = trainer.checkpoint(extra={"run_id": run.id})
             with run.lock:
                 run.final_checkpoint = final
                 run.trainer = None            # frees optimizer state, activations and the data reference
-            run.set_status(trainer.status, trainer.message)
-            self._save_state(run)
-            if self.runs_dir is not None and (run.autosave or trainer.status is Status.DIVERGED):
-                try:
-                    self.save(run)
-                except CheckpointError as exc:
-                    with run.lock:
-                        run.message += f" (autosave failed: {exc})"
+            saved = self._save_state(run, status=trainer.status, message=trainer.message)
+            try:                              # from now on the run lives in its state file, mapped, not in memory
+                _, final, snapshots = split_state(read_checkpoint(saved)) if saved else (None, final, None)
+            except CheckpointError:           # evicted at once for another run's state: it stays in memory
+                pass
+            else:
+                with run.lock:
+                    run.final_checkpoint, run.snapshots = final, snapshots or run.snapshots
+            run.set_status(trainer.status, trainer.message)      # ended, once its weights are kept
         except Exception as exc:
             with run.lock:
                 run.trainer = None
@@ -395,15 +417,17 @@ class RunRegistry:
             run.state_seconds = trainer.train_seconds
             self._save_state(run, trainer)
 
-    def _save_state(self, run: Run, trainer: Trainer | None = None) -> None:
+    def _save_state(self, run: Run, trainer: Trainer | None = None, status: Status | None = None,
+                    message: str = "") -> Path | None:
         """Writes <state_dir>/<id>.pt atomically: the run's checkpoint (a training one: with its optimizers'
-        state, so a resume continues the same run), what the registry knows of it, and its snapshots. A
-        failure (a full disk) is said in the run's message once; the training goes on."""
+        state, so a resume continues the same run), what the registry knows of it, and its snapshots; returns
+        its path. `status` and `message`: the ones it is about to get. A failure (a full disk) is said in the
+        run's message once; the training goes on."""
         if self.state_dir is None:
-            return
+            return None
         with run.lock:
-            state = {"id": run.id, "key_sha256": run.key_sha256.hex(), "status": run.status.value,
-                     "message": run.message, "target_step": run.target_step, "created": run.created,
+            state = {"id": run.id, "key_sha256": run.key_sha256.hex(), "status": (status or run.status).value,
+                     "message": run.message or message, "target_step": run.target_step, "created": run.created,
                      "last_log": dict(run.last_log), "snapshot_steps": [s for s, _ in run.snapshots]}
             pixels = np.stack([p for _, p in run.snapshots]) if run.snapshots else np.zeros((0, 0, 28, 28), np.uint8)
             final = run.final_checkpoint
@@ -413,7 +437,7 @@ class RunRegistry:
         elif final is not None:
             checkpoint = final
         else:
-            return
+            return None
         path = self.state_dir / f"{run.id}.pt"
         try:
             save_checkpoint({**checkpoint, "run": state, "snapshots": torch.from_numpy(pixels)}, path)
@@ -421,8 +445,9 @@ class RunRegistry:
             with run.lock:
                 if "state" not in run.message:
                     run.message += f" (its state for a restart could not be saved: {exc})"
-            return
+            return None
         self._evict_states(keep=path)
+        return path
 
     def _evict_states(self, keep: Path) -> None:
         """Keeps the state folder within state_quota: ended runs' states go first, the oldest first."""
@@ -461,9 +486,7 @@ class RunRegistry:
             self._read_back.set()
 
     def _run_from_state(self, saved: dict) -> Run:
-        state, pixels = saved["run"], saved["snapshots"].numpy()
-        optimizers = saved.get("optimizers")
-        checkpoint = {k: v for k, v in saved.items() if k not in ("run", "snapshots", "optimizers")}
+        state, checkpoint, snapshots = split_state(saved)
         config = TrainConfig.from_dict(checkpoint["train_config"])
         config.validate()
         status, message = Status(state["status"]), state["message"]
@@ -471,10 +494,17 @@ class RunRegistry:
             status = Status.INTERRUPTED
             message = (f"The server restarted while this run trained. It was saved at step {checkpoint['step']:,}; "
                        f"whoever started it can resume it from there.")
-        snapshots = list(zip(state["snapshot_steps"], pixels))
         return Run(id=state["id"], config=config, key="", key_sha256=bytes.fromhex(state["key_sha256"]),
-                   init_checkpoint={**checkpoint, "optimizers": optimizers} if status is Status.INTERRUPTED else None,
+                   init_checkpoint={**checkpoint, "optimizers": saved.get("optimizers")} if status is Status.INTERRUPTED
+                   else None,
                    created=state["created"], status=status, message=message, step=checkpoint["step"],
                    target_step=state["target_step"], history=checkpoint["history"],
                    last_log=state["last_log"], grid=snapshots[-1][1] if snapshots else None, snapshots=snapshots,
                    final_checkpoint=checkpoint, last_seen=self.clock(), max_snapshots=self.max_snapshots)
+
+
+def split_state(saved: dict) -> tuple[dict, dict, list]:
+    """A saved state as (what the registry knew of the run, its checkpoint without the optimizers, its
+    snapshots [(step, (n, 28, 28) uint8)])."""
+    checkpoint = {k: v for k, v in saved.items() if k not in ("run", "snapshots", "optimizers")}
+    return saved["run"], checkpoint, list(zip(saved["run"]["snapshot_steps"], saved["snapshots"].numpy()))

@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,8 +61,7 @@ def test_closed_tab_stops_its_run_and_keeps_weights(tmp_path):
     assert reg.reap() == [run]
     wait_for(lambda: reg.view(run).status is Status.STOPPED)
     assert "no browser watching" in reg.view(run).message
-    wait_for(lambda: list(tmp_path.glob("*.pt")))
-    assert run.checkpoint()["step"] > 0
+    assert run.checkpoint()["step"] > 0 and (tmp_path / "state" / f"{run.id}.pt").exists()
 
 
 def test_snapshots_are_thinned_to_their_limit():
@@ -108,7 +108,7 @@ def test_start_from_a_checkpoint_continues_its_step_count():
         reg.submit(TrainConfig.for_model("cgan"), init_checkpoint=ckpt)
 
 
-def test_diverged_run_is_reported_and_autosaved(tmp_path):
+def test_diverged_run_is_reported_and_kept(tmp_path):
     model = build_model("dcgan")
     for p in model.generator.parameters():
         p.data.fill_(float("nan"))
@@ -117,7 +117,8 @@ def test_diverged_run_is_reported_and_autosaved(tmp_path):
                      init_checkpoint=make_checkpoint(model, step=50))
     wait_for(lambda: reg.view(run).status is Status.DIVERGED)
     assert "became NaN or infinite" in reg.view(run).message and "learning rate" in reg.view(run).message
-    wait_for(lambda: list(tmp_path.glob("dcgan-*.pt")))
+    saved = read_checkpoint(tmp_path / "state" / f"{run.id}.pt")
+    assert saved["run"]["status"] == "diverged" and "NaN or infinite" in saved["run"]["message"]
 
 
 def test_one_status_through_pause_resume_stop_and_finish():
@@ -218,3 +219,28 @@ def test_a_browser_session_holds_one_place_in_the_queue():
     for run in (again, other, running):
         reg.stop(run)
     wait_for(lambda: reg.view(running).status is Status.STOPPED)
+
+
+def test_an_ended_run_is_read_from_its_saved_state_not_held_in_memory(tmp_path):
+    reg = RunRegistry(max_jobs=1, runs_dir=tmp_path)
+    run = reg.submit(TrainConfig.for_model("vae", steps=20, batch_size=8, sample_every=5))
+    wait_for(lambda: reg.view(run).status is Status.FINISHED)
+    state = tmp_path / "state" / f"{run.id}.pt"
+    mapped = [[int(a, 16) for a in line.split()[0].split("-")]            # the file's pages in this process
+              for line in Path("/proc/self/maps").read_text().splitlines() if line.endswith(str(state))]
+    for tensor in run.checkpoint()["state_dict"].values():                # views of the file, not copies
+        assert any(low <= tensor.data_ptr() < high for low, high in mapped)
+    assert reg.view(run).snapshot_steps == [1, 5, 10, 15, 20] and run.snapshot(-1)[1].shape == (64, 28, 28)
+    assert run.init_checkpoint is None and run.base_checkpoint is None
+
+
+def test_closing_the_registry_stops_its_trainings_and_keeps_them_resumable(tmp_path):
+    reg = RunRegistry(max_jobs=1, runs_dir=tmp_path)
+    run = reg.submit(tiny_vae_run(log_every=5))
+    queued = reg.submit(tiny_vae_run())
+    wait_for(lambda: reg.view(run).step >= 10, what="some training")
+    reg.close()
+    assert not run.worker.is_alive() and reg.view(queued).status is Status.QUEUED       # nothing new starts
+    restarted = RunRegistry(max_jobs=1, runs_dir=tmp_path)
+    view = restarted.view(restarted.get(run.id))
+    assert view.status is Status.INTERRUPTED and view.step >= 10      # saved as it stood, not 30 s earlier

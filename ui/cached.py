@@ -7,6 +7,7 @@ pixels), the classifier's verdict on them, and scores.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import os
@@ -39,6 +40,7 @@ def registry() -> RunRegistry:
                        idle_timeout=float(os.environ.get("AIGC_IDLE_TIMEOUT", "90")),
                        state_every=float(os.environ.get("AIGC_STATE_EVERY", "30")),
                        state_quota=int(float(os.environ.get("AIGC_STATE_QUOTA_MB", "1024")) * 2**20))
+    atexit.register(runs.close)          # a stopped server leaves its trainings resumable, and exits cleanly
     if pick_device().type == "cpu":
         # jobs share the cores: two jobs each asking OpenMP for every core oversubscribe it and both crawl
         configure_threads(int(os.environ.get("AIGC_THREADS", "0")) or max(1, (os.cpu_count() or 1) // runs.max_jobs))
