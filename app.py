@@ -8,7 +8,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402
 
-from ui import cached, session  # noqa: E402
+from ui import startup  # noqa: E402
 
 st.set_page_config(page_title="aigc — generative models on MNIST", page_icon=":material/draw:", layout="wide")
 
@@ -20,10 +20,15 @@ pages = st.navigation([
 ])
 
 with st.sidebar:
-    st.caption(f"Running on **{cached.device_label()}**")
-    counts = cached.registry().counts()
-    st.caption(f"Trainings: {counts['running']} running · {counts['queued']} queued · "
-               f"{counts['max_jobs']} at a time")
+    if startup.backend_ready():
+        from ui import cached
 
-cached.warm_up()          # MNIST and the classifier load in the background, once per server
-session.run_page(pages)
+        st.caption(f"Running on **{cached.device_label()}**")
+        counts = cached.registry().counts()
+        st.caption(f"Trainings: {counts['running']} running · {counts['queued']} queued · "
+                   f"{counts['max_jobs']} at a time")
+    else:                      # a fresh server's first seconds: the page draws what it can meanwhile
+        st.caption("Loading PyTorch…")
+        startup.rerun_when_ready()
+
+startup.run_page(pages)

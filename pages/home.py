@@ -1,9 +1,8 @@
 import streamlit as st
 
-from aigc import MODELS, CheckpointError, list_checkpoints
-from ui import cached, session, widgets
+from ui import startup
 
-session.require_frame()
+startup.require_frame()      # startup's, not session's: ui.session imports the backend, which may still be loading
 
 st.title("aigc — watch a machine learn to write digits")
 
@@ -21,21 +20,6 @@ with intro:
     b1, b2 = st.columns(2)
     b1.page_link("pages/train.py", label="Start training", icon=":material/model_training:")
     b2.page_link("pages/explore.py", label="Explore a trained model", icon=":material/explore:")
-
-shipped = session.checkpoint_choices()
-with picture:
-    default_model = next(iter(MODELS))                   # the model the Train page starts with
-    demo = next(iter(list_checkpoints(model=default_model).values()), None)
-    if demo is not None:
-        try:
-            loaded = cached.model_file(demo)
-        except (CheckpointError, OSError):
-            pass
-        else:
-            widgets.image(cached.sample_grid(loaded.key, loaded.model, seed=0, n=60, nrow=10, scale=3),
-                          caption=f"Digits drawn by the shipped {default_model} after {loaded.checkpoint['step']:,} "
-                                  f"steps" + (": each column is told which digit to draw, each row starts from "
-                                              "other noise." if loaded.model.conditional else "."))
 
 st.divider()
 left, right = st.columns(2, gap="large")
@@ -107,6 +91,29 @@ with right:
 
 st.divider()
 st.subheader("The models")
+
+# The rest needs the backend, which a fresh server imports in the background for its first seconds
+# (ui.startup): till then the grid's place says what is coming, and the frame reruns the page once it is in.
+if not startup.backend_ready():
+    picture.markdown(
+        "<div style='aspect-ratio: 10 / 6; display: flex; align-items: center; justify-content: center; "
+        "padding: 0 2rem; text-align: center; background: #0e1117; color: #d0d4dc; border-radius: 0.5rem'>"
+        "Loading PyTorch to draw digits with a shipped model…</div>", unsafe_allow_html=True)
+    st.caption("Loading the models…")
+    st.stop()
+
+from aigc import MODELS  # noqa: E402
+from ui import cached, session, widgets  # noqa: E402
+
+shipped = session.checkpoint_choices()
+demo = cached.demo_grid()
+if demo is not None:
+    model_name, loaded, pixels = demo
+    with picture:
+        widgets.image(pixels, caption=f"Digits drawn by the shipped {model_name} after {loaded.checkpoint['step']:,} "
+                                      f"steps" + (": each column is told which digit to draw, each row starts from "
+                                                  "other noise." if loaded.model.conditional else "."))
+
 for name, (_, cls) in MODELS.items():
     st.markdown(f"- **{name}** — {cls.summary}")
 

@@ -2,21 +2,18 @@
 
 Skipped where Chromium or Playwright is missing, unless AIGC_REQUIRE_BROWSER=1 (CI), where it must run.
 Screenshots go to $AIGC_SCREENSHOT_DIR (default: a pytest temp folder). The tests share one server and
-one browser tab and run in file order, like a person going through the app.
+one browser tab and run in file order, like a person going through the app; the cold-start test has a
+fresh server of its own.
 """
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import free_port, start_streamlit, stop_streamlit
 
-REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CONNECTED = "[data-testid='stApp'][data-test-connection-state='CONNECTED']"
 CHART = "[data-testid='stVegaLiteChart']"
@@ -40,53 +37,34 @@ def _require_browser():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     _require_browser()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    runs = tmp_path_factory.mktemp("runs")
-    env = {**os.environ, "AIGC_RUNS_DIR": str(runs), "AIGC_MAX_JOBS": "1"}
-    log = open(runs / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    port = free_port()
+    proc = start_streamlit(tmp_path_factory.mktemp("runs"), port, AIGC_MAX_JOBS="1")
     try:
-        for _ in range(120):
-            if proc.poll() is not None:
-                pytest.fail("streamlit exited: " + (runs / "server.log").read_text()[-2000:])
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("streamlit did not start: " + (runs / "server.log").read_text()[-2000:])
-        yield url
+        yield f"http://127.0.0.1:{port}"
     finally:                                   # always: the server and its training threads go away
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+        stop_streamlit(proc)
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
+    _require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--no-first-run", "--disable-sync"])
         try:
-            pg = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
-            pg.set_default_timeout(30_000)
-            yield pg
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    pg = browser.new_context(viewport={"width": 1400, "height": 1600}).new_page()
+    pg.set_default_timeout(30_000)
+    return pg
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +104,41 @@ def test_home_renders(page, server, shots):
     assert "watch a machine learn" in page.inner_text("h1")
     page.wait_for_selector("[data-testid='stImage'] img")
     page.screenshot(path=str(shots / "home.png"), full_page=True)
+
+
+# Notes the order in which the Home page's parts first show (not when: how long it takes is bench/cold_start.py's).
+FIRST_SEEN = """
+window._seen = [];
+const poll = setInterval(() => {
+  const main = document.querySelector("[data-testid='stMain']");
+  const note = (what, shown) => { if (shown && !window._seen.includes(what)) window._seen.push(what); };
+  note("title", main?.querySelector("h1")?.innerText.includes("watch a machine learn"));
+  note("placeholder", main?.innerText.includes("Loading PyTorch to draw digits"));
+  note("grid", main?.querySelector("[data-testid='stImage'] img")?.complete);
+}, 10);
+"""
+
+
+def test_a_fresh_server_shows_the_home_text_before_pytorch_is_in(browser, tmp_path, shots):
+    # the first visitor of a server that has imported nothing yet: the text comes at once, a placeholder
+    # says what is coming, and the digits replace it once the backend is imported
+    port = free_port()
+    proc = start_streamlit(tmp_path / "runs", port)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = context.new_page()
+        page.add_init_script(FIRST_SEEN)
+        page.goto(f"http://127.0.0.1:{port}")
+        page.get_by_text("Loading PyTorch to draw digits").wait_for(timeout=60_000)
+        page.screenshot(path=str(shots / "home_cold_start.png"))
+        page.wait_for_function("() => window._seen.includes('grid')", timeout=120_000)
+        assert page.evaluate("() => window._seen") == ["title", "placeholder", "grid"]
+        page.get_by_text("Loading PyTorch to draw digits").wait_for(state="detached")
+        page.locator("[data-testid='stSidebar']").get_by_text("Trainings:").wait_for()
+        page.screenshot(path=str(shots / "home_warm.png"))
+    finally:
+        context.close()
+        stop_streamlit(proc)
 
 
 def test_train_live_then_finished(page, server, shots):

@@ -11,7 +11,6 @@ import atexit
 import hashlib
 import io
 import os
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,9 +18,18 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 import torch
+# Not used here, imported with the rest of the backend all the same: building a model imports
+# torch._dynamo and reading MNIST imports torchvision, and these imports, like torch's own, call ast.parse
+# many times, which on CPython 3.11 fails with "SystemError: AST constructor recursion depth mismatch" when
+# two threads do it at once (cpython gh-106905). Here they come with the backend: a thread that needs it
+# while another imports it waits at this module's import lock, instead of importing them later, lazily,
+# alongside something else. (ui.startup imports the backend in the background; .streamlit/config.toml
+# turns off the magic that would ast.parse each page script.)
+import torch._dynamo  # noqa: F401
+import torchvision.datasets  # noqa: F401
 
-from aigc import (GenerativeModel, configure_threads, describe_device, load_checkpoint, load_mnist,
-                  model_from_checkpoint, pick_device, sampling)
+from aigc import (MODELS, CheckpointError, GenerativeModel, configure_threads, describe_device, list_checkpoints,
+                  load_checkpoint, model_from_checkpoint, pick_device, sampling)
 from aigc.models.declarations import Trajectory
 from aigc.images import gif_bytes, grid, png_bytes
 from aigc.latent import Direction, find_directions
@@ -50,28 +58,6 @@ def registry() -> RunRegistry:
 @st.cache_resource
 def device_label() -> str:
     return describe_device(pick_device())
-
-
-@st.cache_resource(show_spinner=False)
-def warm_up() -> bool:
-    """Once per server, in the background: read MNIST and the metrics classifier, so the first Start
-    does not wait for them and the first live score is instant."""
-    # torchvision (and the torch._dynamo it pulls in) is imported here, on the script thread, not in the
-    # worker: importing it calls ast.parse many times, and on CPython 3.11 two threads in ast.parse at
-    # once can fail with "SystemError: AST constructor recursion depth mismatch" (cpython gh-106905), as
-    # Streamlit's first parse of a page script did against a background import.
-    import torchvision.datasets  # noqa: F401
-
-    def work():
-        try:
-            load_mnist(train=True)
-            from aigc.metrics import load_classifier
-            load_classifier()
-        except Exception:        # no data yet / no classifier: the run or the badge reports it later
-            pass
-
-    threading.Thread(target=work, name="aigc-warm-up", daemon=True).start()
-    return True
 
 
 # ---- models ------------------------------------------------------------------------------------------
@@ -106,6 +92,29 @@ def model_file(path: Path) -> Loaded:
     mtime = Path(path).stat().st_mtime
     model, checkpoint = _model_file(str(path), mtime)
     return Loaded(model, checkpoint, f"{path}@{mtime}")
+
+
+def demo_grid() -> tuple[str, Loaded, np.ndarray] | None:
+    """The Home page's picture: 60 digits, ten a row, from the shipped checkpoint of the model the Train page
+    starts with, and that model's name; None when there is no such checkpoint or it cannot be read."""
+    name = next(iter(MODELS))
+    path = next(iter(list_checkpoints(model=name).values()), None)
+    try:
+        return None if path is None else _demo_grid(name, str(path), path.stat().st_mtime)
+    except OSError:
+        return None
+
+
+# Cached as a whole, not only through model_file and sample_grid, so that ui.startup can draw it in the
+# background: Streamlit shows the spinner of the outermost cached function only, and outside a page a
+# spinner logs a warning.
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _demo_grid(name: str, path: str, mtime: float) -> tuple[str, Loaded, np.ndarray] | None:
+    try:
+        loaded = model_file(Path(path))
+    except (CheckpointError, OSError):
+        return None
+    return name, loaded, sample_grid(loaded.key, loaded.model, seed=0, n=60, nrow=10, scale=3)
 
 
 def run_model(run: Run) -> Loaded:
