@@ -1,9 +1,9 @@
 import streamlit as st
 
 from aigc import CheckpointError, list_checkpoints
-from ui import cached, charts, session, widgets
+from ui import cached, charts, startup, widgets
 
-session.require_frame()
+startup.require_frame()
 
 st.title("Compare the shipped models")
 st.markdown("Every model draws from the same random seeds. The scores come from a digit classifier "

@@ -7,9 +7,9 @@ from aigc import CheckpointError, Section
 from aigc.images import gif_bytes, grid, png_bytes
 from aigc.latent import interpolate
 from aigc.sampling import as_labels, noise
-from ui import cached, charts, session, widgets
+from ui import cached, charts, session, startup, widgets
 
-session.require_frame()
+startup.require_frame()
 
 st.title("Explore the latent space")
 

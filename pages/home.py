@@ -2,7 +2,7 @@ import streamlit as st
 
 from ui import startup
 
-startup.require_frame()      # startup's, not session's: ui.session imports the backend, which may still be loading
+startup.require_frame()
 
 st.title("aigc — watch a machine learn to write digits")
 

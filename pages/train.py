@@ -1,9 +1,9 @@
 import streamlit as st
 
 from aigc import MODELS, CheckpointError, Status, TrainConfig, format_duration, train_settings
-from ui import cached, charts, session, widgets
+from ui import cached, charts, session, startup, widgets
 
-session.require_frame()
+startup.require_frame()
 
 st.title("Train")
 registry = cached.registry()

@@ -2,7 +2,6 @@
 and the checkpoints it can pick from."""
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import streamlit as st
@@ -15,35 +14,6 @@ from . import cached
 
 MY_RUNS = "my_runs"          # session key: ids of the runs this tab has started or watched, newest last
 SMOOTHING = "smoothing"      # session key: EMA factor of the loss charts
-_frame = threading.local()   # .active while app.py runs a page on this script thread
-
-
-def run_page(page) -> None:
-    """app.py runs the chosen page through here, so that require_frame can tell it has the app's frame."""
-    _frame.active = True
-    try:
-        page.run()
-    finally:
-        _frame.active = False
-
-
-def require_frame() -> None:
-    """Call first thing in every page. Streamlit runs a script of pages/ on its own, without app.py (its
-    older "pages directory" mode), until some run of app.py has called st.navigation in this process, and
-    offers no setting to turn that mode off. So on a fresh server the first visitors who open a page
-    address directly (a shared /train?run=… link, or every tab of a class reconnecting to a restarted
-    server at once) would get the page without the app's frame. Such a run switches the mode off and reruns
-    through app.py, landing on the same page. It asks whether this run came through app.py, not whether the
-    mode is still on: another session may have switched it off while this run had already started without
-    the frame. Once per session, because streamlit.testing's AppTest turns the mode back on before every
-    run and a rerun in each would swallow the clicks a test makes. tests/test_e2e_browser.py opens a share
-    link first on a fresh server; tests/test_server_restart.py reconnects two tabs to a restarted one."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if not getattr(_frame, "active", False) and not st.session_state.get("_framed"):
-        st.session_state["_framed"] = True
-        PagesManager.uses_pages_directory = False
-        st.rerun()
 
 
 def addressed_run(registry: RunRegistry) -> tuple[Run | None, bool]:

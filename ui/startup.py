@@ -16,28 +16,28 @@ _frame = threading.local()   # .active while app.py runs a page on this script t
 
 
 def run_page(page) -> None:
-    """app.py runs the chosen page through here. Once the backend is in, through ui.session.run_page, which
-    marks the run for session.require_frame; before that, only the Home page runs without waiting, and it
-    asks require_frame() here. A page that needs the backend meanwhile waits for it at its imports, and
-    session.require_frame sends that one run through app.py again."""
+    """app.py runs the chosen page through here, so that require_frame can tell the page has the app's frame,
+    and then starts warm_up(): after the page, not before, because the import holds the GIL for long
+    stretches and the first visitor's page would wait for it to send its text."""
     _frame.active = True
     try:
-        if backend_ready():
-            from ui import session
-
-            session.run_page(page)
-        else:
-            page.run()
+        page.run()
     finally:
         _frame.active = False
-        # After the page, not before: the import holds the GIL for long stretches, and the first
-        # visitor's page would wait for it to send its text.
         warm_up()
 
 
 def require_frame() -> None:
-    """ui.session.require_frame (see there) for a page that draws before the backend is in: the same check,
-    on the mark run_page() sets, without importing the backend."""
+    """Call first thing in every page. Streamlit runs a script of pages/ on its own, without app.py (its
+    older "pages directory" mode), until some run of app.py has called st.navigation in this process, and
+    offers no setting to turn that mode off. So on a fresh server the first visitors who open a page
+    address directly (a shared /train?run=… link, or every tab of a class reconnecting to a restarted
+    server at once) would get the page without the app's frame. Such a run switches the mode off and reruns
+    through app.py, landing on the same page. It asks whether this run came through app.py, not whether the
+    mode is still on: another session may have switched it off while this run had already started without
+    the frame. Once per session, because streamlit.testing's AppTest turns the mode back on before every
+    run and a rerun in each would swallow the clicks a test makes. tests/test_e2e_browser.py opens a share
+    link first on a fresh server; tests/test_server_restart.py reconnects two tabs to a restarted one."""
     from streamlit.runtime.pages_manager import PagesManager
 
     if not getattr(_frame, "active", False) and not st.session_state.get("_framed"):
