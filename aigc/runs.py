@@ -469,8 +469,8 @@ class RunRegistry:
 
     def _read_states(self) -> None:
         """Reads back the runs a previous server saved, newest max_runs of them, on a thread of its own so
-        that a server with many starts at once. A run that was training is INTERRUPTED: whoever holds its
-        key resumes it (resume()). Unreadable states are skipped."""
+        that a server with many of them answers at once. A run that was training is INTERRUPTED: whoever
+        holds its key resumes it (resume()). Unreadable states are skipped."""
         try:
             paths = sorted(self.state_dir.glob("*.pt"), key=lambda p: p.stat().st_mtime)[-self.max_runs:]
             for path in paths:
