@@ -339,7 +339,9 @@ class Diffusion(GenerativeModel):
     def __init__(self, config: DiffusionConfig | None = None):
         super().__init__(config or DiffusionConfig())
         c = self.config
-        self.net = UNet(c.width, c.mult, c.blocks, c.patch)
+        # channels_last: oneDNN's convolutions at these small sizes run faster on a CPU in that layout (a 20-step
+        # trajectory 141 -> 118 ms, a training step 67 -> 63 ms at batch 64)
+        self.net = UNet(c.width, c.mult, c.blocks, c.patch).to(memory_format=torch.channels_last)
         self.process = make_process(c.objective)
         if c.ema_decay > 0:
             self.net_ema = copy.deepcopy(self.net).requires_grad_(False)
