@@ -3,12 +3,12 @@ from .checkpoint import (CheckpointError, list_checkpoints, load_checkpoint, mak
                          read_checkpoint, save_checkpoint)
 from .data import DATA_ENV, load_mnist
 from .device import configure_threads, describe_device, pick_device, seed_everything
-from .models import MODELS, GenerativeModel, Panel, Section, Series, Setting, build_model
+from .models import MODELS, GenerativeModel, Panel, Redraw, Section, Series, Setting, build_model
 from .trainer import LIMITS, Status, TrainConfig, Trainer, format_duration, train_settings
 from .version import __version__
 
 __all__ = [
-    "__version__", "MODELS", "GenerativeModel", "build_model", "Panel", "Section", "Series", "Setting",
+    "__version__", "MODELS", "GenerativeModel", "build_model", "Panel", "Redraw", "Section", "Series", "Setting",
     "LIMITS", "Status", "TrainConfig", "Trainer", "format_duration", "train_settings",
     "CheckpointError", "list_checkpoints", "load_checkpoint", "make_checkpoint", "model_from_checkpoint",
     "read_checkpoint", "save_checkpoint",

@@ -2,8 +2,9 @@ import time
 
 import streamlit as st
 import torch
+from streamlit_drawable_canvas import st_canvas
 
-from aigc import CheckpointError, Section
+from aigc import CheckpointError, Redraw, Section, drawing, sampling
 from aigc.images import gif_bytes, grid, png_bytes
 from aigc.latent import interpolate
 from aigc.sampling import as_labels, noise
@@ -63,21 +64,37 @@ def sliders():
     with right:
         seed = st.number_input("Random seed", 0, 1_000_000, 7, key="sample_seed",
                                help="Which random point z to start from.")
-        st.markdown("**Directions.** Each slider moves *z* along the direction that, averaged over 1,024 random "
-                    "samples, most increases what it names (a least-squares fit of that measurement on z).")
-        found = cached.directions(f"{loaded.key}-{label}", model, label)
+        kinds = ["measured", "found by the model"] + (["one per dimension"] if model.latent_dim <= 16 else [])
+        kind = st.radio("Directions", kinds, horizontal=True, key="direction_kind",
+                        help="Measured: for each of ink, slant and width, the direction that, over 1,024 random "
+                             "samples, most increases it (a least-squares fit on z). Found by the model: the "
+                             "directions in which its samples vary most, found without any labels (GANSpace, "
+                             "Härkönen et al. 2020), each named by what it measurably changes. One per dimension: "
+                             "the latent vector's own coordinates.")
+        found = cached.directions(f"{loaded.key}-{label}", model, label, kind)
         offsets = {d.name: st.slider(d.help, -4.0, 4.0, 0.0, 0.1, key=f"dir_{d.name}",
                                      help="In standard deviations of z along this direction.") for d in found}
+        nearest = st.toggle("Show the nearest training digits", key="sample_nearest",
+                            help="Is the sample new, or a copy of something the model saw?")
     with left:
         z = noise(model, 1, seed)                                                       # (1, d)
         for d in found:
             z = z + offsets[d.name] * d.vector          # unit vector: 1 = one standard deviation of z along it
         with torch.no_grad():
-            pixels = grid(model.sample(z, as_labels(model, 1, label), **options), nrow=1, pad=0, scale=15)  # 420×420 px
+            image = model.sample(z, as_labels(model, 1, label), **options)                   # (1, 1, 28, 28)
+        pixels = grid(image, nrow=1, pad=0, scale=15)                                       # 420×420 px
         widgets.image(pixels, width=420)
         st.download_button("PNG", lambda: png_bytes(pixels), file_name=f"{ckpt['model_name']}-seed{seed}.png",
                            mime="image/png", key="png_one", icon=":material/download:", on_click="ignore")
+        if nearest:
+            show_neighbours(drawing.nearest_training_digits(image))
         st.caption(f"Server time for this update: {(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+def show_neighbours(found: drawing.Neighbours) -> None:
+    widgets.image(grid(found.images, nrow=len(found.images), scale=3), width=90 * len(found.images),
+                  caption="The nearest training digits (" + ", ".join(
+                      f"a {d} at {r:.1f}" for d, r in zip(found.labels, found.distances)) + "; distance in pixels)")
 
 
 @st.fragment
@@ -177,8 +194,111 @@ def latent_map():
                            key="latent_map", on_select="rerun", selection_mode="pick", width="stretch")
 
 
+@st.fragment
+def drawing_bench():
+    st.subheader("Draw a digit")
+    st.markdown("Draw a digit in the black square with the mouse or a finger. Before anything sees it, it is "
+                "scaled and centred the way MNIST's digits were: its outline fitted to 20×20 pixels, its centre of "
+                "mass in the middle of 28×28. Then the classifier reads it, and this model draws its own version.")
+    started = time.perf_counter()
+    source = st.radio("Start from", ["My drawing", "A test digit"], horizontal=True, key="draw_source")
+    left, right = st.columns(2)
+    with left:
+        if source == "My drawing":
+            tool = st.segmented_control("Tool", ["Pen", "Eraser"], default="Pen", key="draw_tool",
+                                        help="The eraser draws in black. The bin under the square clears it; "
+                                             "the arrows undo and redo.")
+            canvas = st_canvas(stroke_width=22, stroke_color="#000000" if tool == "Eraser" else "#FFFFFF",
+                               background_color="#000000", width=280, height=280, return_image_data=True,
+                               key="draw_canvas")
+            digit = None if canvas.image_data is None else drawing.mnist_like(drawing.canvas_ink(canvas.image_data))
+        else:
+            index = st.number_input("Test digit", 0, 9_999, 0, key="draw_test_digit",
+                                    help="One of MNIST's 10,000 test digits, which no model trained on.")
+            digit = sampling.test_digits(torch.tensor([int(index)]))[0]
+    if digit is None:
+        right.info("Draw a digit on the left: what the classifier and the model make of it appears here.")
+        return
+    probabilities = drawing.classifier_reading(digit)
+    read = int(probabilities.argmax())
+    with right:
+        widgets.image(grid(digit, nrow=1, pad=0, scale=6), width=168, caption="What the models see (28×28)")
+        st.markdown(f"The classifier reads a **{read}** ({probabilities[read]:.0%} sure).")
+        st.vega_lite_chart(charts.probability_rows(probabilities), charts.class_histogram_spec(), width="stretch")
+
+    st.markdown(f"**What {ckpt['model_name']} makes of it.** " + REDRAW_TEXT[model.redraw])
+    digest = digit.float().numpy().tobytes()
+    label_for = read if model.conditional else None
+    strength = 0.5
+    if model.redraw is Redraw.EDIT:
+        strength = st.slider("Strength", 0.05, 1.0, 0.5, 0.05, key="draw_strength",
+                             help="How far the drawing is noised before the model takes the noise out again: "
+                                  "0.05 keeps it almost as it is, 1 keeps nothing of it.")
+    redraw_key = (loaded.key, digest, label_for, strength, tuple(options.items()))
+    if model.redraw is Redraw.INVERT:         # a search of a second or two: on a click, then kept for this tab
+        found_key, redrawn = st.session_state.get("_draw_found", (None, None))
+        if found_key != redraw_key:
+            slot = st.empty()
+            if not slot.button("Find it in the latent space", key="draw_invert", icon=":material/search:"):
+                return
+            bar = slot.progress(0.0, text="Searching for the z that redraws it…")     # in the button's place
+            redrawn = drawing.redraw(model, digit, label_for, progress=lambda done: bar.progress(
+                min(1.0, done), text=f"Searching for the z that redraws it… {done:.0%}"))
+            slot.empty()
+            st.session_state["_draw_found"] = (redraw_key, redrawn)
+    else:
+        redrawn = cached.redrawing(*redraw_key, _model=model)
+    c1, c2 = st.columns(2)
+    with c1:
+        widgets.image(grid(redrawn.image, nrow=1, pad=0, scale=6), width=168,
+                      caption=f"Its version: squared error {redrawn.error:.3f} per pixel"
+                              + (f" (the best random z: {redrawn.start_error:.3f})" if redrawn.start_error else ""))
+        if redrawn.path is not None:
+            st.image(grid(torch.cat([redrawn.path.images[:, 0], redrawn.path.estimates[:, 0]]),
+                          nrow=len(redrawn.path.images), scale=2), clamp=True, output_format="PNG",
+                     caption="The way back: the noised drawing and each step after it above, the guess x̂₀ below.")
+    with c2:
+        show_neighbours(drawing.nearest_training_digits(digit))
+    if model.redraw is Redraw.ENCODE:
+        coords, digits, mean, basis = cached.code_map(loaded.key, model)
+        point = (redrawn.code[0].numpy() - mean) @ basis
+        st.vega_lite_chart(charts.latent_map_rows(loaded.key, coords, digits, tuple(point)), charts.latent_map_spec(),
+                           width="stretch")
+        st.caption("Where the encoder puts the drawing (the black cross) among 2,000 test digits" +
+                   ("." if model.latent_dim == 2 else f": the {model.latent_dim}-D codes seen along their two "
+                                                      "principal axes."))
+
+    c1, c2 = st.columns([1, 3])
+    seed = c1.number_input("Morph to seed", 0, 1_000_000, 7, key="draw_morph_seed")
+    strip = cached.morph_from(redraw_key, model, digest, redrawn, int(seed), 10, label_for, tuple(options.items()))
+    c2.image(grid(strip, nrow=len(strip), scale=3), width="stretch", clamp=True, output_format="PNG",
+             caption=MORPH_TEXT[model.redraw])
+    st.download_button("Animated GIF of the morph", lambda: gif_bytes([grid(img[None], nrow=1, pad=0, scale=8)
+                                                                       for img in strip]),
+                       icon=":material/download:", file_name=f"drawing-to-seed{seed}.gif", mime="image/gif",
+                       key="draw_gif", on_click="ignore")
+    st.caption(f"Server time for this update: {(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+REDRAW_TEXT = {
+    Redraw.ENCODE: "Its encoder turns the drawing into a code, a point in its latent space, and its decoder "
+                   "draws that point: the reconstruction shows what the code kept.",
+    Redraw.INVERT: "A GAN has no encoder: it only goes from z to an image. To find the drawing in its latent space, "
+                   "the lab searches for the z whose image comes closest, by gradient descent on the pixel error "
+                   "from several random starts (GAN inversion).",
+    Redraw.EDIT: "The drawing is noised part of the way, then the model takes the noise out again, guided towards "
+                 "the digit the classifier reads (SDEdit, Meng et al. 2021): it keeps the drawing's shape and "
+                 "redraws its strokes the way it learned.",
+}
+MORPH_TEXT = {
+    Redraw.ENCODE: "From the drawing's code to the code of the seed's sample, in a straight line.",
+    Redraw.INVERT: "From the z found for the drawing to the seed's z, along the sphere.",
+    Redraw.EDIT: "The drawing, then noised with the seed's noise to ever more strength and denoised: at full "
+                 "strength nothing of it is left, and the model draws the seed's own sample.",
+}
+
 SECTIONS = {Section.GROUPS: groups, Section.SLIDERS: sliders, Section.TRAJECTORY: trajectory, Section.MORPH: morph,
-            Section.FORWARD_PROCESS: forward_process, Section.LATENT_MAP: latent_map}
+            Section.FORWARD_PROCESS: forward_process, Section.LATENT_MAP: latent_map, Section.DRAWING: drawing_bench}
 for i, section in enumerate(model.explore_sections):
     if i:
         st.divider()

@@ -48,6 +48,10 @@ def image_urls(at):
     return [img.url for el in at.get("image") for img in el.proto.imgs]
 
 
+def image_captions(at) -> str:
+    return " ".join(img.caption for el in at.get("image") for img in el.proto.imgs)
+
+
 def live_charts(at):
     """The live loss charts (Vega-Lite: they update in place in the browser, see ui.charts)."""
     return at.get("vega_lite_chart")
@@ -275,6 +279,31 @@ def test_explore_conditional_digit_picker_and_vae_map():
     first = image_urls(at)[0]
     at.radio(key="label_10").set_value(2).run()
     assert not at.exception and image_urls(at)[0] != first
+
+
+def test_the_drawing_bench_reads_a_digit_with_every_kind_of_model():
+    at = app("pages/explore.py")
+    at.selectbox(key="explore_ckpt").set_value("vae2d (shipped)").run()
+    assert "Draw a digit on the left" in texts(at)             # an empty canvas: nothing to read yet
+    at.radio(key="draw_source").set_value("A test digit").run()     # test digit 0 is a 7
+    assert not at.exception
+    assert "The classifier reads a **7**" in texts(at) and "Where the encoder puts the drawing" in texts(at)
+    assert "nearest training digits (a 7 at" in image_captions(at)
+    at.number_input(key="draw_test_digit").set_value(1).run()          # a 2
+    assert "The classifier reads a **2**" in texts(at)
+    # a GAN has no encoder: the search runs when asked, then stays while other things move
+    at.selectbox(key="explore_ckpt").set_value("cgan (shipped)").run()
+    assert "the best random z" not in image_captions(at)
+    at.button(key="draw_invert").click().run()
+    assert not at.exception and "the best random z" in image_captions(at)
+    at.number_input(key="draw_morph_seed").set_value(3).run()
+    assert "the best random z" in image_captions(at) and element(at, "download_button", "draw_gif")
+    # a diffusion model noises the drawing part of the way and takes the noise out again
+    at.selectbox(key="explore_ckpt").set_value("diffusion (shipped)").run()
+    before = texts(at)
+    assert "SDEdit" in before and "The way back" in image_captions(at)
+    at.slider(key="draw_strength").set_value(0.9).run()
+    assert not at.exception and texts(at) != before
 
 
 def test_explore_group_picker_of_the_self_conditioned_dcgan():

@@ -293,7 +293,10 @@ def test_uploading_a_bad_checkpoint_shows_a_clear_error(page, server, shots, tmp
 
 def choose(page, selectbox: str, option: str):
     """Picks the first option starting with `option` in the selectbox labelled `selectbox`."""
-    page.locator("[data-testid='stSelectbox']", has_text=selectbox).first.click()
+    box = page.locator("[data-testid='stSelectbox']", has_text=selectbox).first
+    box.scroll_into_view_if_needed()          # a click that first has to scroll the page opens no list
+    page.wait_for_timeout(300)
+    box.click()
     page.get_by_role("option", name=re.compile("^" + re.escape(option))).first.click()
     page.wait_for_timeout(500)
 
@@ -368,3 +371,48 @@ def test_latent_diffusion_over_the_2d_vae_draws_its_paths_on_the_map(page, serve
     chart.scroll_into_view_if_needed()
     page.wait_for_timeout(1500)
     page.screenshot(path=str(shots / "explore_latent_diffusion_map.png"), full_page=True)
+
+
+def stroke(page, box, points):
+    """One pen stroke through `points`, given as fractions (x, y) of the box `box`."""
+    at = lambda p: (box["x"] + p[0] * box["width"], box["y"] + p[1] * box["height"])
+    page.mouse.move(*at(points[0]))
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*at(p), steps=12)
+    page.mouse.up()
+
+
+def test_draw_a_digit_and_see_what_each_kind_of_model_makes_of_it(page, server, shots):
+    open_page(page, f"{server}/explore")
+    choose(page, "Checkpoint", "vae2d (shipped)")
+    page.get_by_text("Draw a digit on the left").wait_for()
+    canvas = page.locator("canvas.upper-canvas").first             # Fabric.js's drawing layer
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    stroke(page, box, [(0.25, 0.22), (0.72, 0.22), (0.42, 0.85)])  # a 7: the bar, then down to the left
+    page.get_by_text("The classifier reads a").wait_for()
+    assert "The classifier reads a 7" in page.get_by_text("The classifier reads a").inner_text()
+    page.get_by_text("Where the encoder puts the drawing").wait_for()
+    page.wait_for_timeout(1000)
+    page.get_by_text("Draw a digit", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "explore_drawing_vae2d.png"))
+    served = page.locator("[data-testid='stCaptionContainer']", has_text="Server time").last.inner_text()
+    print(f"\nstroke -> classifier reading, VAE point and reconstruction: {served}")
+
+    choose(page, "Checkpoint", "cgan (shipped)")                    # the drawing stays on the canvas
+    page.get_by_role("button", name="Find it in the latent space").click()
+    page.get_by_text("the best random z").wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+    page.get_by_text("Draw a digit", exact=True).scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "explore_drawing_cgan.png"))
+
+    choose(page, "Checkpoint", "diffusion (shipped)")
+    page.get_by_text("The way back").wait_for(timeout=60_000)
+    page.set_viewport_size({"width": 390, "height": 844})            # a student's phone
+    page.wait_for_timeout(1500)
+    for i, anchor in enumerate(["Draw a digit", "What diffusion makes of it", "The way back", "Morph to seed"]):
+        page.get_by_text(anchor).first.scroll_into_view_if_needed()   # the page scrolls inside stMain
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(shots / f"explore_drawing_diffusion_phone_{i}.png"))
+    page.set_viewport_size({"width": 1400, "height": 1600})

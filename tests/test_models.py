@@ -332,3 +332,11 @@ def test_seeded_sampling_helpers(mnist):
     torch.testing.assert_close(images, model.sample(sampling.noise(model, 4, 0), torch.arange(4)))
     coords, digits = sampling.encode_test_digits(build_model("vae", {"latent_dim": 2}).eval(), n=50)
     assert coords.shape == (50, 2) and digits.shape == (50,) and digits[0] == 7     # the first test digit is a 7
+
+
+def test_a_self_conditioned_gan_loaded_from_its_file_sorts_images_into_its_groups():
+    from aigc import load_checkpoint
+    from aigc.sampling import test_digits
+    model, _ = load_checkpoint("checkpoints/dcgan.pt")
+    groups = model.assign_clusters(test_digits(torch.arange(50))[0])
+    assert groups.shape == (50,) and 0 <= int(groups.min()) and int(groups.max()) < model.clusters

@@ -30,9 +30,11 @@ import torchvision.datasets  # noqa: F401
 
 from aigc import (MODELS, CheckpointError, GenerativeModel, configure_threads, describe_device, list_checkpoints,
                   load_checkpoint, model_from_checkpoint, pick_device, sampling)
+from aigc import drawing
+from aigc.drawing import Redrawing
 from aigc.models.declarations import Trajectory
 from aigc.images import gif_bytes, grid, png_bytes
-from aigc.latent import Direction, find_directions
+from aigc.latent import Direction, axis_directions, find_directions, principal_directions
 from aigc.runs import Run, RunRegistry
 
 
@@ -138,7 +140,12 @@ def load(choice: Path | Run) -> Loaded:
 
 # ---- what the pages draw from a model --------------------------------------------------------------------
 @st.cache_resource(max_entries=16, show_spinner="Finding slider directions…")
-def directions(key: str, _model: GenerativeModel, label: int | None = None) -> list[Direction]:
+def directions(key: str, _model: GenerativeModel, label: int | None = None, kind: str = "measured") -> list[Direction]:
+    """The Explore page's kinds of slider direction: "measured", "found by the model", "one per dimension"."""
+    if kind == "found by the model":
+        return principal_directions(_model, n=1024, label=label)
+    if kind == "one per dimension":
+        return axis_directions(_model)
     return find_directions(_model, n=1024, label=label)
 
 
@@ -247,3 +254,30 @@ def quick_score(pixels: np.ndarray) -> dict | None:
 def evolution_gif(run_id: str, steps: tuple, _frames: list) -> bytes:
     """Every snapshot of a run as an animated GIF (one frame per snapshot, no bounce)."""
     return gif_bytes([grid(f, nrow=8, scale=2) for f in _frames], ms_per_frame=180, bounce=False)
+
+
+# ---- the drawing bench ----------------------------------------------------------------------------------------
+@st.cache_resource(max_entries=64, show_spinner=False)
+def redrawing(key: str, digit: bytes, label: int | None, strength: float, options: tuple,
+              _model: GenerativeModel) -> Redrawing:
+    """What the model makes of a digit (1, 1, 28, 28) given as its float32 bytes, per model version,
+    digit, label, strength and sampling settings."""
+    x = torch.frombuffer(bytearray(digit), dtype=torch.float32).view(1, 1, 28, 28)
+    return drawing.redraw(_model, x, label, strength, **dict(options))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def morph_from(redraw_key: tuple, _model: GenerativeModel, digit: bytes, _redrawing: Redrawing, seed: int,
+               frames: int, label: int | None, options: tuple) -> torch.Tensor:
+    """drawing.morph_from, per redrawing (named by the arguments of redrawing() that made it), seed and frames."""
+    x = torch.frombuffer(bytearray(digit), dtype=torch.float32).view(1, 1, 28, 28)
+    return drawing.morph_from(_model, x, _redrawing, seed, frames, label, **dict(options))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def code_map(key: str, _model: GenerativeModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For a model with an encoder: 2,000 encoded test digits placed on a 2-D map (n, 2), their digits (n,),
+    and the map's plane (mean (d,), basis (d, 2)) to place any other code on it."""
+    codes, digits = sampling.encode_test_digits(_model)
+    mean, basis = drawing.map_plane(codes)
+    return (codes - mean) @ basis, digits, mean, basis

@@ -160,7 +160,12 @@ def class_histogram_spec() -> dict:
 
 def class_histogram_rows(class_hist: list) -> pd.DataFrame:
     total = max(1, sum(class_hist))
-    return pd.DataFrame({"digit": [str(d) for d in range(len(class_hist))], "share": [c / total for c in class_hist]})
+    return probability_rows([c / total for c in class_hist])
+
+
+def probability_rows(shares) -> pd.DataFrame:
+    """The same bars from a share per digit: of samples, or the classifier's probabilities for one image."""
+    return pd.DataFrame({"digit": [str(d) for d in range(len(shares))], "share": [float(s) for s in shares]})
 
 
 # ---- a diffusion model's noise schedule -----------------------------------------------------------------------

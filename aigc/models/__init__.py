@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .base import NUM_CLASSES, GAN, GenerativeModel, ModelConfig, check_range
-from .declarations import Panel, Section, Series, Setting
+from .declarations import Panel, Redraw, Section, Series, Setting
 from .cgan import CGAN, CGANConfig
 from .dcgan import DCGAN, DCGANConfig
 from .diffusion import Diffusion, DiffusionConfig
@@ -11,7 +11,7 @@ from .mlp_gan import MLPGAN, MLPGANConfig
 from .vae import VAE, VAEConfig
 
 __all__ = ["MODELS", "build_model", "check_base", "GenerativeModel", "GAN", "ModelConfig", "NUM_CLASSES", "check_range",
-           "Panel", "Section", "Series", "Setting"]
+           "Panel", "Redraw", "Section", "Series", "Setting"]
 
 MODELS: dict[str, tuple[type[ModelConfig], type[GenerativeModel]]] = {
     "cgan": (CGANConfig, CGAN),          # first = the default: digits of every class fastest on a CPU

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .declarations import Panel, Section, Series, Setting, Trajectory
+from .declarations import Panel, Redraw, Section, Series, Setting, Trajectory
 
 NUM_CLASSES = 10
 
@@ -136,7 +136,13 @@ class GenerativeModel(nn.Module):
     @property
     def explore_sections(self) -> tuple[Section, ...]:
         """The Explore page's sections for this model, in order."""
-        return (Section.SLIDERS, Section.MORPH)
+        return (Section.SLIDERS, Section.MORPH, Section.DRAWING)
+
+    @property
+    def redraw(self) -> Redraw:
+        """How this model redraws a digit a person drew (Section.DRAWING): by default, the z whose sample
+        comes closest, which needs sample() to be cheap and differentiable in z."""
+        return Redraw.INVERT
 
     @property
     def label_setting(self) -> Setting | None:
@@ -291,7 +297,9 @@ class GAN(GenerativeModel):
     def assign_clusters(self, x: torch.Tensor) -> torch.Tensor:
         """Images (b, 1, 28, 28) -> the index of the nearest k-means centre (b,)."""
         if not self._clusters_ready:        # a Python flag: reading the buffer would sync a GPU every step
-            raise RuntimeError("this GAN's groups are not fitted yet: call start_training(data) first")
+            if not (self.clusters and bool(self.clusters_fitted)):        # fitted, in a file just loaded
+                raise RuntimeError("this GAN's groups are not fitted yet: call start_training(data) first")
+            self._clusters_ready = True
         centres = self.cluster_centres.to(x.device)
         h = x.flatten(1).float()
         return (h @ centres.T * 2 - centres.pow(2).sum(1)).argmax(1)         # argmin |h - c|² per row

@@ -54,13 +54,21 @@ class Panel:
 class Section(str, Enum):
     """The Explore page's sections, in the order a model lists them. A model that lists one has what it
     draws from: encode() and decode() for LATENT_MAP, trajectory() for TRAJECTORY, noised() and
-    schedule() for FORWARD_PROCESS."""
+    schedule() for FORWARD_PROCESS, what its `redraw` names for DRAWING."""
     GROUPS = "groups"            # one sample from each group a self-conditioned GAN found
     SLIDERS = "sliders"          # one sample from a seed, moved along measured directions of z
     TRAJECTORY = "trajectory"    # sampling step by step: the noisy x_t and the estimate of x₀ at each step
     MORPH = "morph"              # a path between two seeds' latent vectors
     FORWARD_PROCESS = "forward"  # a real digit noised step by step, and the noise schedule
     LATENT_MAP = "latent_map"    # a 2-D latent space, shown whole with the test digits encoded on it
+    DRAWING = "drawing"          # a digit the person draws, and what the classifier and the model make of it
+
+
+class Redraw(str, Enum):
+    """How a model redraws a digit a person drew (Section.DRAWING)."""
+    ENCODE = "encode"            # encode() to its code, decode() back: a VAE's reading and reconstruction
+    INVERT = "invert"            # the z whose sample is closest, found by optimisation (aigc.inversion)
+    EDIT = "edit"                # noised part of the way, then denoised by the model (SDEdit): edit()
 
 
 @dataclass(frozen=True)

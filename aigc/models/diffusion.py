@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_range, update_average
-from .declarations import Panel, Section, Series, Setting, Trajectory
+from .declarations import Panel, Redraw, Section, Series, Setting, Trajectory
 
 NULL_LABEL = NUM_CLASSES            # the extra label that classifier-free guidance trains as "no label"
 OBJECTIVES = ("flow", "ddpm")
@@ -224,14 +224,15 @@ class Process:
 
     @torch.no_grad()
     def sample(self, predict, z: torch.Tensor, labels, steps: int, stochastic: bool = False,
-               generator: torch.Generator | None = None) -> Trajectory:
-        """From noise z (b, ...) at t = 1 to t = 0 in `steps` equal steps of t. Each step reads x̂₀ and ε̂
+               generator: torch.Generator | None = None, start: float = 1.0) -> Trajectory:
+        """From noise z (b, ...) at t = 1 to t = 0 in `steps` equal steps of t (from x_t at t = `start` < 1,
+        for SDEdit). Each step reads x̂₀ and ε̂
         from predict(x, t, labels) and moves to the next level s: deterministically, x_s = α_s x̂₀ + σ_s ε̂
         (DDIM, Song et al. 2020, which on the flow's straight paths is exactly Euler's step); stochastically,
         part of ε̂ is replaced by fresh noise with the variance of q(x_s | x_t, x₀), as ancestral DDPM
         sampling does (Ho et al. 2020), for any schedule. Returns the trajectory, x_t at every level."""
         check_range("steps", steps, 1, MAX_STEPS)
-        ts = torch.linspace(1, 0, steps + 1, device=z.device)
+        ts = torch.linspace(start, 0, steps + 1, device=z.device)
         x, images, estimates = z, [z], []
         for t, s in zip(ts[:-1], ts[1:]):
             x0, eps = self.read(x, predict(x, t.expand(x.shape[0]), labels), t)
@@ -353,7 +354,11 @@ class Diffusion(GenerativeModel):
 
     @property
     def explore_sections(self) -> tuple[Section, ...]:
-        return (Section.TRAJECTORY, Section.MORPH, Section.FORWARD_PROCESS)
+        return (Section.TRAJECTORY, Section.MORPH, Section.FORWARD_PROCESS, Section.DRAWING)
+
+    @property
+    def redraw(self) -> Redraw:
+        return Redraw.EDIT
 
     @property
     def sampling_settings(self) -> tuple[Setting, ...]:
@@ -375,6 +380,23 @@ class Diffusion(GenerativeModel):
         path = self.process.sample(guided(net, w), z.view(-1, 1, 28, 28), labels, steps,
                                    stochastic, torch.Generator().manual_seed(0))
         path.images[-1].clamp_(-1, 1)                                                # (k + 1, b, 1, 28, 28)
+        return path
+
+    def edit(self, x: torch.Tensor, labels: torch.Tensor | None = None, strength: float = 0.5,
+             noise: torch.Tensor | None = None, steps: int | None = None, guidance: float | None = None) -> Trajectory:
+        """SDEdit (Meng et al. 2021): digits x (b, 1, 28, 28) in [-1, 1], taken by the forward process to
+        t = strength with `noise` (b, 784), the kind of z that sample() starts from, then denoised by the deterministic sampler in that share of
+        `steps` (at least one). A low strength keeps the drawing and tidies its strokes; 1 keeps nothing."""
+        check_range("strength", strength, 0.05, 1.0, kind=float)
+        steps = self.config.sample_steps if steps is None else steps
+        check_range("steps", steps, 1, MAX_STEPS)
+        labels = self.default_labels(x.shape[0]) if labels is None else labels
+        noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) if noise is None else noise
+        x_t = self.noised(x, torch.full((x.shape[0],), strength), noise.reshape(x.shape).to(x.device))
+        net = self.net_ema if not self.training and self.config.ema_decay > 0 else self.net
+        w = self.config.guidance if guidance is None else guidance
+        path = self.process.sample(guided(net, w), x_t, labels, max(1, round(steps * strength)), start=strength)
+        path.images[-1].clamp_(-1, 1)
         return path
 
     def sample(self, z, labels=None, steps=None, guidance=None, stochastic=False):

@@ -20,8 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_range
-from .declarations import Section, Setting, Trajectory
-from .diffusion import LOSS_PANELS, FlowMatching, denoising_loss, guided, sampling_settings, timestep_embedding
+from .declarations import Redraw, Section, Setting, Trajectory
+from .diffusion import (LOSS_PANELS, MAX_STEPS, FlowMatching, denoising_loss, guided, sampling_settings,
+                        timestep_embedding)
 from .vae import VAE, VAEConfig
 
 
@@ -115,7 +116,12 @@ class LatentDiffusion(GenerativeModel):
 
     @property
     def explore_sections(self) -> tuple[Section, ...]:
-        return (Section.TRAJECTORY, Section.MORPH) + ((Section.LATENT_MAP,) if self.latent_dim == 2 else ())
+        return (Section.TRAJECTORY, Section.MORPH) + ((Section.LATENT_MAP,) if self.latent_dim == 2 else ()) + (
+            Section.DRAWING,)
+
+    @property
+    def redraw(self) -> Redraw:
+        return Redraw.EDIT
 
     @property
     def sampling_settings(self) -> tuple[Setting, ...]:
@@ -161,6 +167,22 @@ class LatentDiffusion(GenerativeModel):
                                    torch.Generator().manual_seed(0))
         return Trajectory(path.t, path.images * self.code_scale + self.code_mean,
                           path.estimates * self.code_scale + self.code_mean)
+
+    @torch.no_grad()
+    def edit(self, x, labels=None, strength=0.5, noise=None, steps=None, guidance=None) -> Trajectory:
+        """SDEdit (Meng et al. 2021) on the VAE's codes: images x (b, 1, 28, 28) encoded, their codes taken
+        to t = strength with `noise` (b, d), denoised in that share of `steps` (at least one) and decoded."""
+        check_range("strength", strength, 0.05, 1.0, kind=float)
+        steps = self.config.sample_steps if steps is None else steps
+        check_range("steps", steps, 1, MAX_STEPS)
+        labels = self.default_labels(x.shape[0]) if labels is None else labels
+        codes = (self.encode(x)[0] - self.code_mean) / self.code_scale                      # (b, d)
+        noise = torch.randn(codes.shape, generator=torch.Generator().manual_seed(0)) if noise is None else noise
+        w = self.config.guidance if guidance is None else guidance
+        path = self.process.sample(guided(self.net, w), self.process.noised(codes, torch.full((x.shape[0],), strength),
+                                   noise.to(x.device)), labels, max(1, round(steps * strength)), start=strength)
+        draw = lambda c: self.decode((c * self.code_scale + self.code_mean).flatten(0, 1)).unflatten(0, c.shape[:2])
+        return Trajectory(path.t, draw(path.images), draw(path.estimates))
 
     def trajectory(self, z, labels=None, steps=None, guidance=None, stochastic=False) -> Trajectory:
         """The same way, each code drawn by the VAE's decoder."""

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_range, pick_slice
-from .declarations import Panel, Section, Series, Setting
+from .declarations import Panel, Redraw, Section, Series, Setting
 
 
 @dataclass
@@ -86,6 +86,10 @@ class VAE(GenerativeModel):
     @property
     def explore_sections(self) -> tuple[Section, ...]:
         return super().explore_sections + ((Section.LATENT_MAP,) if self.latent_dim == 2 else ())
+
+    @property
+    def redraw(self) -> Redraw:
+        return Redraw.ENCODE
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         unfitted = self._unfitted_prior()
