@@ -306,6 +306,24 @@ def test_the_drawing_bench_reads_a_digit_with_every_kind_of_model():
     assert not at.exception and texts(at) != before
 
 
+def test_explore_offers_directions_the_model_found_and_one_per_dimension_of_a_small_latent():
+    at = app("pages/explore.py")
+    at.selectbox(key="explore_ckpt").set_value("cgan (shipped)").run()
+    assert at.radio(key="direction_kind").options == ["measured", "found by the model"]   # 64-D: no per-dim sliders
+    at.radio(key="direction_kind").set_value("found by the model").run()
+    assert not at.exception
+    labels = [s.label for s in at.slider if s.key and s.key.startswith("dir_pc")]
+    assert len(labels) == 5 and all(label.startswith(f"PC {i + 1} →") for i, label in enumerate(labels))
+    sample = image_urls(at)[0]
+    at.slider(key="dir_pc1").set_value(3.0).run()
+    assert image_urls(at)[0] != sample
+    at.toggle(key="sample_nearest").set_value(True).run()
+    assert "The nearest training digits" in image_captions(at)
+    at.selectbox(key="explore_ckpt").set_value("vae2d (shipped)").run()
+    at.radio(key="direction_kind").set_value("one per dimension").run()
+    assert [s.key for s in at.slider if s.key.startswith("dir_")] == ["dir_z1", "dir_z2"]
+
+
 def test_explore_group_picker_of_the_self_conditioned_dcgan():
     at = app("pages/explore.py")
     at.selectbox(key="explore_ckpt").set_value("dcgan (shipped)").run()

@@ -200,6 +200,13 @@ def test_train_live_then_finished(page, server, shots):
         watcher.wait_for_timeout(500)
         assert watcher.get_by_role("button", name="New run").count() == 0
         watcher.screenshot(path=str(shots / "train_watcher.png"))
+        watcher.set_viewport_size({"width": 390, "height": 844})         # a student watching on a phone
+        watcher.wait_for_timeout(1000)
+        for i, part in enumerate([watcher.locator("h1").first, watcher.locator(CHART).first,
+                                  watcher.get_by_text("Replay: the grid at step")]):
+            part.scroll_into_view_if_needed()           # the page scrolls inside stMain, not the window
+            watcher.wait_for_timeout(500)
+            watcher.screenshot(path=str(shots / f"train_watcher_phone_{i}.png"))
     finally:
         watcher.close()
 
