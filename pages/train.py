@@ -138,8 +138,10 @@ def live():
 
 view = registry.view(run)
 waiting = view.status is Status.QUEUED
-# a queued run polls slowly (its page only shows the queue), a live one a few times a second, an ended one not
-st.fragment(run_every=None if not view.active else 2.0 if waiting else 0.7)(live)()
+# a queued run polls slowly (its page only shows the queue), a live one a few times a second (its owner's
+# tab every 0.7 s, the class's read-only tabs every second: 30% fewer polls from the many, whose work
+# shares the server's cores with the training; bench/audience.py), an ended one not
+st.fragment(run_every=None if not view.active else 2.0 if waiting else 0.7 if can_control else 1.0)(live)()
 
 view = registry.view(run)
 if view.active or not view.snapshot_steps:

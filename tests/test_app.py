@@ -414,6 +414,22 @@ def test_compare_scores_with_the_metrics_module(monkeypatch):
     cached.evaluate.clear()
 
 
+def test_live_chart_rows_stay_bounded_however_long_the_run():
+    from aigc import MODELS
+    n = 5_000
+    history = {"step": [5 * (i + 1) for i in range(n)], "loss_d": [1.0 + (i % 7) for i in range(n)],
+               "loss_g": [2.0] * n}
+    panel = MODELS["cgan"][1].panels[0]
+    rows = charts.panel_rows(history, panel, smoothing=0.8)
+    per_line = rows.groupby(["series", "kind"]).size()
+    assert len(per_line) == 4 and (per_line == charts.MAX_POINTS).all()
+    assert rows["step"].max() == 5 * n and rows["step"].min() == 5            # the first and the last entry
+    smoothed = rows[(rows.series == "D loss") & (rows.kind == "smoothed")]["value"].iloc[-1]
+    assert smoothed == pytest.approx(charts.ema(history["loss_d"], 0.8)[-1])  # smoothed over every entry
+    short = charts.panel_rows({k: v[:50] for k, v in history.items()}, panel, smoothing=0.8)
+    assert len(short) == 4 * 50
+
+
 def test_map_click_helper_reads_the_selection():
     assert charts.map_pick(None) is None
     assert charts.map_pick({"selection": {"pick": []}}) is None

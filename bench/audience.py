@@ -1,0 +1,178 @@
+"""Does the audience slow the run it came to watch? Training throughput of the Train page's default recipe
+with nobody, one and thirty viewers, against the same recipe trained with no page at all.
+
+Side by side, alternating rounds on one machine:
+- alone: the recipe in a process of its own (aigc's Trainer, nothing else running);
+- server, 0 viewers: the run started from the Train page of a real `streamlit run app.py`, its tab then
+  idle (it polls nothing);
+- server, 1 viewer: the owner's tab answers the page's live reruns as a browser does;
+- server, N viewers: the owner and N - 1 tabs on the read-only link (?run=<id>).
+Each viewer is a simulated tab that speaks Streamlit's websocket protocol (bench/load_test.py), on
+loopback, so the clients' own parsing also runs on this machine's two cores (in a classroom it runs on
+the students' devices). Throughput is steps advanced over a timed window, read from the page's progress
+bar, times the batch size.
+
+    .venv/bin/python bench/audience.py --viewers 30 --window 15 --rounds 2
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+from load_test import StreamlitSession, free_port, stop_server  # noqa: E402
+
+MODEL = "cgan"
+ALONE = """
+import sys
+from aigc import TrainConfig, Trainer, configure_threads, load_mnist
+configure_threads()
+data = load_mnist(train=True)
+Trainer(TrainConfig.for_model("{model}", steps=20), data=data).run()             # warm-up
+trainer = Trainer(TrainConfig.for_model("{model}", steps=100_000, max_seconds={window}), data=data)
+trainer.run()
+print(trainer.step * trainer.config.batch_size / trainer.train_seconds)
+"""
+
+
+class Tab(StreamlitSession):
+    """A tab that also reads the progress bar's text (step n / m · … images/s)."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.progress = ""
+
+    def _handle(self, msg):
+        super()._handle(msg)
+        if msg.WhichOneof("type") == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            if msg.delta.new_element.WhichOneof("type") == "progress":
+                self.progress = msg.delta.new_element.progress.text
+
+    def step(self) -> int:
+        m = re.search(r"step ([\d,]+) /", self.progress)
+        return int(m.group(1).replace(",", "")) if m else -1
+
+
+async def watch(tab: Tab, until: float) -> None:
+    """Answers the live fragment's auto-reruns as a browser does."""
+    while time.monotonic() < until:
+        await asyncio.sleep(min(tab.auto_reruns.values(), default=0.7) or 0.7)
+        for fragment in list(tab.auto_reruns):
+            await tab.rerun(fragment=fragment)
+
+
+async def served(ws_url: str, viewers: int, window: float, batch: int) -> tuple[float, float]:
+    """Images/s of a run started on the Train page, over `window` seconds, with `viewers` tabs watching,
+    and the CPU the simulated tabs themselves took meanwhile, in cores."""
+    owner = Tab(ws_url)
+    await owner.connect()
+    await owner.rerun(page=None)
+    await owner.rerun(page="train")
+    steps = owner.find("number_input", "Steps")
+    owner.states[steps.id] = steps.proto.max                     # longer than any window
+    await owner.rerun()
+    await owner.rerun(trigger=owner.find("button", "Start").id)
+    await owner.rerun()                                 # the page at the run's address (set by Start)
+    run_id = re.search(r"run=(\w+)", owner.query_string).group(1)
+    tabs = [owner]
+    for _ in range(viewers - 1):
+        tab = Tab(ws_url)
+        await tab.connect()
+        await tab.rerun(page=None)
+        await tab.rerun(page="train", query=f"run={run_id}")
+        tabs.append(tab)
+    await asyncio.sleep(3)                              # past the first steps and snapshots
+    await owner.rerun()
+    first, started, client_cpu = owner.step(), time.monotonic(), time.process_time()
+    if viewers:
+        await asyncio.gather(*(watch(t, started + window) for t in tabs))
+    else:
+        await asyncio.sleep(window)
+    await owner.rerun()
+    last, elapsed = owner.step(), time.monotonic() - started
+    client_share = (time.process_time() - client_cpu) / elapsed
+    stop = owner.find("button", "Stop")
+    if stop is not None:
+        await owner.rerun(trigger=stop.id)
+    for tab in tabs:
+        await tab.close()
+    if first < 0 or last <= first:
+        raise RuntimeError(f"the run did not advance ({first} -> {last}): {owner.progress!r}")
+    return (last - first) * batch / elapsed, client_share
+
+
+async def warm_up(ws_url: str) -> None:
+    tab = Tab(ws_url)
+    await tab.connect()
+    await tab.rerun(page=None)
+    await tab.rerun(page="train")
+    await tab.close()
+    await asyncio.sleep(5)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--viewers", type=int, default=30)
+    p.add_argument("--window", type=float, default=15, help="timed seconds per measurement")
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args()
+    sys.path.insert(0, str(REPO))
+    from aigc import TrainConfig
+    batch = TrainConfig.for_model(MODEL).batch_size
+
+    port = free_port()
+    runs = tempfile.mkdtemp(prefix="aigc-audience-runs-")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env={**os.environ, "AIGC_RUNS_DIR": runs}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    ws_url = f"ws://127.0.0.1:{port}/_stcore/stream"
+    asyncio.run(warm_up(ws_url))      # a fresh server imports the backend in the background: not in a window
+    conditions = {"alone (no page)": None, "server, 0 viewers": 0, "server, 1 viewer": 1,
+                  f"server, {args.viewers} viewers": args.viewers}
+    results = {name: [] for name in conditions}
+    client = {name: [] for name in conditions}
+    try:
+        for r in range(args.rounds):
+            for name, viewers in conditions.items():
+                if viewers is None:
+                    out = subprocess.run([sys.executable, "-c", ALONE.format(model=MODEL, window=args.window)],
+                                         cwd=REPO, capture_output=True, text=True, check=True)
+                    results[name].append(float(out.stdout.strip().splitlines()[-1]))
+                    client[name].append(0.0)
+                else:
+                    speed, cores = asyncio.run(served(ws_url, viewers, args.window, batch))
+                    results[name].append(speed)
+                    client[name].append(cores)
+                print(f"round {r + 1}: {name}: {results[name][-1]:,.0f} images/s, simulated tabs "
+                      f"{client[name][-1]:.2f} cores", flush=True)
+    finally:
+        stop_server(server)
+    alone = statistics.median(results["alone (no page)"])
+    print(f"\n{MODEL}, batch {batch}, {args.window:g} s windows, median of {args.rounds} rounds; "
+          f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d %H:%M')}")
+    print("| condition | images/s | of alone | CPU of the simulated tabs |\n|---|---|---|---|")
+    for name, values in results.items():
+        print(f"| {name} | {statistics.median(values):,.0f} | {statistics.median(values) / alone:.0%} | "
+              f"{statistics.median(client[name]):.2f} cores |")
+
+
+if __name__ == "__main__":
+    main()
