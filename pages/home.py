@@ -12,7 +12,7 @@ with intro:
         "<p style='font-size:1.3rem'>Pick a generative model, train it live on MNIST's 60,000 handwritten "
         "digits, and explore what it learned.</p>", unsafe_allow_html=True)
     st.markdown("### 1 · Train\nChoose a model and press **Start**. Losses and a grid of samples update a few "
-                "times a second; digits appear after about half a minute of training on a 2-core CPU.")
+                "times a second; digits appear after 10 to 25 seconds of training on a 2-core CPU, depending on the CPU.")
     st.markdown("### 2 · Explore\nMove sliders to walk through the model's *latent space*: make strokes thicker, "
                 "lean the digit, morph one sample into another.")
     st.markdown("### 3 · Compare\nSee the shipped models side by side on the same random seeds, with quality "

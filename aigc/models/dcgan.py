@@ -2,7 +2,7 @@
 and the conditional pair built from it that the conditional and self-conditioned GANs share."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn as nn
@@ -92,8 +92,10 @@ class ProjectionDiscriminator(nn.Module):
 class DCGAN(GAN):
     name = "dcgan"
     summary = "Convolutional GAN (DCGAN): transposed convolutions draw the digit, strided convolutions judge it."
-    train_defaults = dict(steps=1500, batch_size=64, lr=2e-4, beta1=0.5)
-    settings = (GAN.clusters_setting,)
+    # the Train page's recipe: still no labels, but 30 groups found by k-means and the conditional GAN's
+    # batch and learning rate, which draw every kind of digit soonest on a CPU (bench/time_to_digits.py --strict)
+    train_defaults = dict(steps=3000, batch_size=32, lr=5e-4, beta1=0.5)
+    settings = (replace(GAN.clusters_setting, default=30),)
 
     def __init__(self, config: DCGANConfig | None = None):
         super().__init__(config or DCGANConfig())
