@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -53,6 +54,19 @@ def configure_threads(threads: int | None = None) -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+@contextmanager
+def torch_threads(threads: int):
+    """Runs the block with `threads` intra-op threads in the calling thread. OpenMP keeps the count per
+    thread, so other threads keep theirs; torch's default for threads that have not set one changes
+    meanwhile, which is why a training thread sets its own (RunRegistry(threads=...))."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, checkpoint_bytes, read_checkpoint, save_checkpoint
-from .device import pick_device
+from .device import configure_threads, pick_device
 from .images import to_uint8
 from .models import check_base
 from .trainer import Status, TrainConfig, Trainer
@@ -174,8 +174,9 @@ class RunRegistry:
     def __init__(self, max_jobs: int | None = None, max_queue: int = 64, max_runs: int = 200,
                  idle_timeout: float = 90.0, runs_dir: str | os.PathLike | None = None,
                  max_snapshots: int = 48, clock=time.monotonic, janitor_interval: float = 0.0,
-                 state_every: float = 30.0, state_quota: int = 2**30):
+                 state_every: float = 30.0, state_quota: int = 2**30, threads: int | None = None):
         self.max_jobs = max_jobs or default_max_jobs()
+        self.threads = threads          # torch threads each training thread sets for itself; None: as they are
         self.max_queue = max_queue
         self.max_runs = max_runs
         self.idle_timeout = idle_timeout
@@ -369,6 +370,8 @@ class RunRegistry:
 
     def _work(self, run: Run) -> None:
         started = time.monotonic()
+        if self.threads:      # OpenMP keeps a count per thread: this one's, whatever a page thread set meanwhile
+            configure_threads(self.threads)
         try:
             trainer = Trainer(run.config, init=run.init_checkpoint, base=run.base_checkpoint)
             for event, fn in (("on_log", run._on_log), ("on_samples", run._on_samples), ("on_status", run._on_status),

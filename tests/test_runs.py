@@ -244,3 +244,25 @@ def test_closing_the_registry_stops_its_trainings_and_keeps_them_resumable(tmp_p
     restarted = RunRegistry(max_jobs=1, runs_dir=tmp_path)
     view = restarted.view(restarted.get(run.id))
     assert view.status is Status.INTERRUPTED and view.step >= 10      # saved as it stood, not 30 s earlier
+
+
+def test_a_training_thread_keeps_its_torch_threads_while_a_page_scores_with_one():
+    import threading
+
+    from aigc.device import torch_threads
+    torch.set_num_threads(2)
+    seen, scoring = [], threading.Event()
+
+    def training():
+        torch.set_num_threads(2)                      # as RunRegistry._work does with threads=2
+        torch.ones(256, 256).sum()
+        scoring.wait(10)
+        seen.append(torch.get_num_threads())
+
+    worker = threading.Thread(target=training)
+    worker.start()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+        scoring.set()
+        worker.join(10)
+    assert seen == [2] and torch.get_num_threads() == 2

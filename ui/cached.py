@@ -30,12 +30,13 @@ import torchvision.datasets  # noqa: F401
 
 from aigc import (MODELS, CheckpointError, GenerativeModel, configure_threads, describe_device, list_checkpoints,
                   load_checkpoint, model_from_checkpoint, pick_device, sampling)
+from aigc.device import torch_threads
 from aigc import drawing
 from aigc.drawing import Redrawing
 from aigc.models.declarations import Trajectory
 from aigc.images import gif_bytes, grid, png_bytes
 from aigc.latent import Direction, axis_directions, find_directions, principal_directions
-from aigc.runs import Run, RunRegistry
+from aigc.runs import Run, RunRegistry, default_max_jobs
 
 
 def runs_dir() -> Path:
@@ -46,14 +47,16 @@ def runs_dir() -> Path:
 @st.cache_resource
 def registry() -> RunRegistry:
     """One registry per server: runs outlive sessions and are shared by id."""
+    threads = None
+    if pick_device().type == "cpu":
+        # jobs share the cores: two jobs each asking OpenMP for every core oversubscribe it and both crawl
+        threads = int(os.environ.get("AIGC_THREADS", "0")) or max(1, (os.cpu_count() or 1) // default_max_jobs())
+        configure_threads(threads)
     runs = RunRegistry(runs_dir=runs_dir(), janitor_interval=5.0,
                        idle_timeout=float(os.environ.get("AIGC_IDLE_TIMEOUT", "90")),
                        state_every=float(os.environ.get("AIGC_STATE_EVERY", "30")),
-                       state_quota=int(float(os.environ.get("AIGC_STATE_QUOTA_MB", "1024")) * 2**20))
+                       state_quota=int(float(os.environ.get("AIGC_STATE_QUOTA_MB", "1024")) * 2**20), threads=threads)
     atexit.register(runs.close)          # a stopped server leaves its trainings resumable, and exits cleanly
-    if pick_device().type == "cpu":
-        # jobs share the cores: two jobs each asking OpenMP for every core oversubscribe it and both crawl
-        configure_threads(int(os.environ.get("AIGC_THREADS", "0")) or max(1, (os.cpu_count() or 1) // runs.max_jobs))
     return runs
 
 
@@ -245,7 +248,8 @@ def quick_score(pixels: np.ndarray) -> dict | None:
     try:
         from aigc.metrics import quick_score as score
         images = torch.from_numpy(np.ascontiguousarray(pixels)).float().div(127.5).sub(1).unsqueeze(1)
-        return score(images)
+        with torch_threads(1):     # one thread: a team of two would contend with the training's for the cores
+            return score(images)
     except Exception:          # a badge, not a feature: any failure just hides it
         return None
 
