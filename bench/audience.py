@@ -24,17 +24,16 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import shutil
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from load_test import StreamlitSession, free_port, stop_server  # noqa: E402
+from load_test import StreamlitSession, free_port, start_server, stop_server  # noqa: E402
 
 MODEL = "cgan"
 ALONE = """
-import sys
 from aigc import TrainConfig, Trainer, configure_threads, load_mnist
 configure_threads()
 data = load_mnist(train=True)
@@ -132,17 +131,7 @@ def main():
 
     port = free_port()
     runs = tempfile.mkdtemp(prefix="aigc-audience-runs-")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env={**os.environ, "AIGC_RUNS_DIR": runs}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
+    server = start_server(port, {**os.environ, "AIGC_RUNS_DIR": runs})
     ws_url = f"ws://127.0.0.1:{port}/_stcore/stream"
     asyncio.run(warm_up(ws_url))      # a fresh server imports the backend in the background: not in a window
     conditions = {"alone (no page)": None, "server, 0 viewers": 0, "server, 1 viewer": 1,
@@ -165,6 +154,7 @@ def main():
                       f"{client[name][-1]:.2f} cores", flush=True)
     finally:
         stop_server(server)
+        shutil.rmtree(runs, ignore_errors=True)
     alone = statistics.median(results["alone (no page)"])
     print(f"\n{MODEL}, batch {batch}, {args.window:g} s windows, median of {args.rounds} rounds; "
           f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d %H:%M')}")

@@ -364,6 +364,22 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait(10)
 
 
+def start_server(port: int, env: dict, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """`streamlit run app.py` on 127.0.0.1:`port` in its own process group, once it answers its health check."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=stdout, stderr=stderr, start_new_session=True)
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=1)
+            return server
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    sys.exit("server did not start")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -646,20 +662,7 @@ def main():
         if args.soak:                            # its tracebacks count as errors
             log_path = Path(tempfile.mkstemp(prefix="aigc-soak-server-", suffix=".log")[1])
             log = log_path.open("wb")
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT if args.soak else subprocess.DEVNULL,
-            start_new_session=True)
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            server.kill()
-            sys.exit("server did not start")
+        server = start_server(port, env, stdout=log, stderr=subprocess.STDOUT if args.soak else subprocess.DEVNULL)
     host = url.split("://", 1)[1].rstrip("/")
     if not host.startswith(("127.", "localhost", "[::1]")):
         sys.exit("this load test only targets loopback addresses")
