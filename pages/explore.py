@@ -283,9 +283,9 @@ def drawing_bench():
 REDRAW_TEXT = {
     Redraw.ENCODE: "Its encoder turns the drawing into a code, a point in its latent space, and its decoder "
                    "draws that point: the reconstruction shows what the code kept.",
-    Redraw.INVERT: "A GAN has no encoder: it only goes from z to an image. To find the drawing in its latent space, "
-                   "the lab searches for the z whose image comes closest, by gradient descent on the pixel error "
-                   "from several random starts (GAN inversion).",
+    Redraw.INVERT: "It has no encoder: like every GAN it only goes from z to an image. To find the drawing in its "
+                   "latent space, the lab searches for the z whose image comes closest, by gradient descent on the "
+                   "pixel error from several random starts (GAN inversion).",
     Redraw.EDIT: "The drawing is noised part of the way, then the model takes the noise out again, guided towards "
                  "the digit the classifier reads (SDEdit, Meng et al. 2021): it keeps the drawing's shape and "
                  "redraws its strokes the way it learned.",

@@ -28,10 +28,9 @@ import torch
 import torch._dynamo  # noqa: F401
 import torchvision.datasets  # noqa: F401
 
-from aigc import (MODELS, CheckpointError, GenerativeModel, configure_threads, describe_device, list_checkpoints,
-                  load_checkpoint, model_from_checkpoint, pick_device, sampling)
+from aigc import (MODELS, CheckpointError, GenerativeModel, configure_threads, describe_device, drawing,
+                  list_checkpoints, load_checkpoint, model_from_checkpoint, pick_device, sampling)
 from aigc.device import torch_threads
-from aigc import drawing
 from aigc.drawing import Redrawing
 from aigc.models.declarations import Trajectory
 from aigc.images import gif_bytes, grid, png_bytes

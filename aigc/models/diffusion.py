@@ -385,8 +385,9 @@ class Diffusion(GenerativeModel):
     def edit(self, x: torch.Tensor, labels: torch.Tensor | None = None, strength: float = 0.5,
              noise: torch.Tensor | None = None, steps: int | None = None, guidance: float | None = None) -> Trajectory:
         """SDEdit (Meng et al. 2021): digits x (b, 1, 28, 28) in [-1, 1], taken by the forward process to
-        t = strength with `noise` (b, 784), the kind of z that sample() starts from, then denoised by the deterministic sampler in that share of
-        `steps` (at least one). A low strength keeps the drawing and tidies its strokes; 1 keeps nothing."""
+        t = strength with `noise` (b, 784), the kind of z that sample() starts from, then denoised by the
+        deterministic sampler in that share of `steps` (at least one). A low strength keeps the drawing and
+        tidies its strokes; 1 keeps nothing of it."""
         check_range("strength", strength, 0.05, 1.0, kind=float)
         steps = self.config.sample_steps if steps is None else steps
         check_range("steps", steps, 1, MAX_STEPS)
