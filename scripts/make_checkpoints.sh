@@ -13,8 +13,8 @@ $PY -m aigc train --model dcgan   --steps 6000  --seed 1 --half --batch-size 128
 $PY -m aigc train --model mlp_gan --steps 15000 --seed 1 --half --model-arg clusters=50 --out checkpoints/mlp_gan.pt
 $PY -m aigc train --init checkpoints/mlp_gan.pt --steps 15000 --seed 2 --half --out checkpoints/mlp_gan.pt   # continued to 30,000
 # diffusion: a width-48 U-Net, 15,000 steps of 64 in four runs (each continues the last: 12,000 at lr 2e-3,
-# then 3,000 at 5e-4), shipped sampling with 20 steps at guidance 1.5
+# then 3,000 at 5e-4), shipped sampling with 20 steps at guidance 1.25
 $PY -m aigc train --model diffusion --steps 4000 --seed 1 --batch-size 64 --lr 2e-3 --sample-every 1000 --model-arg width=48 --out checkpoints/diffusion.pt
 $PY -m aigc train --init checkpoints/diffusion.pt --steps 4000 --seed 2 --batch-size 64 --lr 2e-3 --sample-every 1000 --out checkpoints/diffusion.pt
 $PY -m aigc train --init checkpoints/diffusion.pt --steps 4000 --seed 3 --batch-size 64 --lr 2e-3 --sample-every 1000 --out checkpoints/diffusion.pt
-$PY -m aigc train --init checkpoints/diffusion.pt --steps 3000 --seed 4 --batch-size 64 --lr 5e-4 --sample-every 1000 --half --model-arg guidance=1.5 --model-arg sample_steps=20 --out checkpoints/diffusion.pt
+$PY -m aigc train --init checkpoints/diffusion.pt --steps 3000 --seed 4 --batch-size 64 --lr 5e-4 --sample-every 1000 --half --model-arg guidance=1.25 --model-arg sample_steps=20 --out checkpoints/diffusion.pt
