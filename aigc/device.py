@@ -47,7 +47,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def configure_threads(threads: int | None = None) -> int:
-    """Sets torch's intra-op threads (default: AIGC_THREADS or every core) and returns the number in force."""
+    """Sets torch's intra-op threads (default: AIGC_THREADS or every core) for the calling thread, and the
+    default other threads take when they first read it; returns the number in force."""
     if threads is None:
         threads = int(os.environ.get("AIGC_THREADS", "0")) or (os.cpu_count() or 1)
     threads = max(1, threads)
@@ -58,9 +59,10 @@ def configure_threads(threads: int | None = None) -> int:
 
 @contextmanager
 def torch_threads(threads: int):
-    """Runs the block with `threads` intra-op threads in the calling thread. OpenMP keeps the count per
-    thread, so other threads keep theirs; torch's default for threads that have not set one changes
-    meanwhile, which is why a training thread sets its own (RunRegistry(threads=...))."""
+    """Runs the block with `threads` intra-op threads in the calling thread. With OpenMP, torch keeps the
+    count per thread once a thread has read it (configure_threads does), so such threads keep theirs;
+    a thread that reads it first meanwhile takes this one, which is why a training thread sets its own
+    (RunRegistry(threads=...))."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -249,13 +249,13 @@ def test_closing_the_registry_stops_its_trainings_and_keeps_them_resumable(tmp_p
 def test_a_training_thread_keeps_its_torch_threads_while_a_page_scores_with_one():
     import threading
 
+    from aigc import configure_threads
     from aigc.device import torch_threads
     torch.set_num_threads(2)
     seen, scoring = [], threading.Event()
 
     def training():
-        torch.set_num_threads(2)                      # as RunRegistry._work does with threads=2
-        torch.ones(256, 256).sum()
+        configure_threads(2)                          # as RunRegistry._work does with threads=2
         scoring.wait(10)
         seen.append(torch.get_num_threads())
 
