@@ -16,8 +16,9 @@ import torch
 from PIL import Image
 
 from .data import load_mnist
-from .inversion import invert
+from .inversion import invert, squared_error
 from .latent import interpolate, lerp
+from .metrics import classify, load_classifier
 from .models import GenerativeModel, Redraw
 from .models.declarations import Trajectory
 from .sampling import noise, samples
@@ -62,8 +63,6 @@ def mnist_like(ink: np.ndarray) -> torch.Tensor | None:
 
 def classifier_reading(x: torch.Tensor) -> np.ndarray:
     """The metrics classifier's probabilities for the ten digits (10,) of one image (1, 1, 28, 28)."""
-    from .metrics import classify, load_classifier          # the classifier loads on first use
-
     return classify(x, load_classifier())[1][0].numpy()
 
 
@@ -111,8 +110,10 @@ class Redrawing:
     start_error: float | None = None    # INVERT: the error of the best random z, before the search
 
 
-def squared_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return (a.float().cpu() - b.float().cpu()).pow(2).mean().item()
+def edit_options(options: dict) -> dict:
+    """The sampling settings edit() takes (steps, guidance) of all a model offers; the drawing is always
+    denoised along the deterministic path."""
+    return {k: v for k, v in options.items() if k in ("steps", "guidance")}
 
 
 @torch.no_grad()
@@ -127,13 +128,13 @@ def redraw(model: GenerativeModel, digit: torch.Tensor, label: int | None = None
     if model.redraw is Redraw.ENCODE:
         code = model.encode(digit)[0]                                                    # (1, d)
         image = model.decode(code)
-        return Redrawing(image, squared_error(image, digit), code=code)
+        return Redrawing(image, squared_error(image, digit).item(), code=code)
     if model.redraw is Redraw.EDIT:
         if labels is None and model.conditional:
             labels = torch.zeros(1, dtype=torch.long, device=model.device)
-        path = model.edit(digit, labels, strength, **{k: v for k, v in options.items() if k in ("steps", "guidance")})
+        path = model.edit(digit, labels, strength, **edit_options(options))
         image = path.images[-1]
-        return Redrawing(image, squared_error(image, digit), labels=labels, path=path)
+        return Redrawing(image, squared_error(image, digit).item(), labels=labels, path=path)
     with torch.enable_grad():
         found = invert(model, digit, label=label, progress=progress)
     return Redrawing(found.image, found.error, code=found.z, labels=found.labels, start_error=found.start_error)
@@ -143,19 +144,18 @@ def redraw(model: GenerativeModel, digit: torch.Tensor, label: int | None = None
 def morph_from(model: GenerativeModel, digit: torch.Tensor, redrawing: Redrawing, seed: int, frames: int = 10,
                label: int | None = None, **options) -> torch.Tensor:
     """(frames, 1, 28, 28) from the model's redrawing of `digit` to its sample from `seed` (of `label`, where
-    it takes one): along the line between their codes (ENCODE: the code of that sample, as the encoder reads it), along the sphere from
-    the z found to the seed's z (INVERT), or, for a model that samples by denoising (EDIT), the digit
-    noised with the seed's noise to ever larger strengths and denoised: at strength 1 nothing of the
-    drawing is left and the frame is the seed's own sample."""
+    it takes one): along the line between their codes (ENCODE: the code of that sample, as the encoder
+    reads it), along the sphere from the z found to the seed's z (INVERT), or, for a model that samples by
+    denoising (EDIT), the digit noised with the seed's noise to ever larger strengths and denoised: at
+    strength 1 nothing of the drawing is left and the frame is the seed's own sample."""
     if model.redraw is Redraw.ENCODE:
         target = model.encode(samples(model, seed, 1, label, **options))[0]             # (1, d)
         return model.decode(lerp(redrawing.code[0], target[0], torch.linspace(0, 1, frames)))
     if model.redraw is Redraw.INVERT:
         return interpolate(model, redrawing.code[0], noise(model, 1, seed)[0], frames=frames,
                            label=None if redrawing.labels is None else int(redrawing.labels[0]), **options)
-    settings = {k: v for k, v in options.items() if k in ("steps", "guidance")}
-    strip = [model.edit(digit.to(model.device), redrawing.labels, float(s), noise(model, 1, seed), **settings).images[-1]
-             for s in torch.linspace(0, 1, frames)[1:].clamp_min(0.05)]
+    strip = [model.edit(digit.to(model.device), redrawing.labels, float(s), noise(model, 1, seed),
+                        **edit_options(options)).images[-1] for s in torch.linspace(0, 1, frames)[1:].clamp_min(0.05)]
     return torch.cat([digit.to(model.device), *strip])
 
 

@@ -79,11 +79,9 @@ DIRECTION_HELP = {
 def find_directions(model: GenerativeModel, n: int = 2048, seed: int = 0, label: int | None = None) -> list[Direction]:
     """Least-squares fit of each image statistic on z over n random samples; the slope is the direction
     along which that statistic grows fastest on average (a linear probe of G, cf. GANSpace, Härkönen 2020)."""
-    was_training = model.training
-    model.eval()
-    z = noise(model, n, seed)                                                          # (n, d)
-    stats = image_statistics(model.sample(z, as_labels(model, n, label)).float())
-    model.train(was_training)
+    with eval_mode(model):
+        z = noise(model, n, seed)                                                      # (n, d)
+        stats = image_statistics(model.sample(z, as_labels(model, n, label)).float())
     zc = torch.cat([z, torch.ones(n, 1, device=z.device)], 1).float()                 # (n, d + 1) with bias
     directions = []
     for name, s in stats.items():
