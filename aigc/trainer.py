@@ -2,15 +2,21 @@
 
 It reports through callbacks — 'on_log' (smoothed metrics, speed, ETA), 'on_samples' (a grid from
 fixed noise), 'on_status' (every change of its Status), 'on_end' — so the CLI can print and the app
-can draw from the same loop. pause(), resume() and stop() may be called from any thread. A loss that
-turns NaN/inf ends the run and puts back the last weights that were seen finite.
+can draw from the same loop. pause(), resume(), stop(), advance(), update_once() and change() may be
+called from any thread. A loss that turns NaN/inf ends the run and puts back the last weights that were
+seen finite.
+
+A run replays exactly: it draws its random numbers from a stream of its own (the CPU and CUDA generator
+states it swaps in around each step) and its batches from a seeded permutation, and state() captures
+both with the weights and the optimizers' moments. A Trainer built from such a state (init=) takes the
+same steps the original took next, to the last bit on the same machine: a branch of a run (runs.py).
 """
 from __future__ import annotations
 
 import math
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 
@@ -89,6 +95,7 @@ class TrainConfig:
     num_samples: int = 64            # the 8×8 grid
     max_seconds: float = 0.0         # stop after this much training time; 0 = run all steps
     data_dir: str | None = None
+    lr_of: dict = field(default_factory=dict)   # a learning rate for one optimizer only, {"d": 1e-4}: over lr
 
     @classmethod
     def for_model(cls, model: str, **overrides) -> "TrainConfig":
@@ -122,6 +129,8 @@ class TrainConfig:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         for name, (low, high, kind) in LIMITS.items():
             check_range(name, getattr(self, name), low, high, kind)
+        for key, value in self.lr_of.items():
+            check_range(f"the learning rate of {key}", value, *LIMITS["lr"])
         MODELS[self.model][0].from_dict(self.model_args)   # raises on a bad model setting
 
     def to_dict(self) -> dict:
@@ -151,9 +160,10 @@ def train_settings(model: str) -> tuple[Setting, ...]:
 
 class Trainer:
     """Trains config.model from scratch (built on `base`, a checkpoint, for a model with a base_model), or
-    continues `init` (a checkpoint dict: its weights, step count and history, and its optimizers' state
-    when it is a run's saved state; build its config with TrainConfig.for_checkpoint). `model` may instead hand over a model already built, with `start_step`
-    and `history`."""
+    continues `init` (a checkpoint dict: its weights, step count and history; with what state() adds, the
+    optimizers' moments and the random stream too, so it goes on as the same run). Build its config with
+    TrainConfig.for_checkpoint. `model` may instead hand over a model already built, with `start_step` and
+    `history`."""
 
     def __init__(self, config: TrainConfig, model: GenerativeModel | None = None,
                  data: MNISTTensors | None = None, start_step: int = 0, history: dict | None = None,
@@ -187,18 +197,30 @@ class Trainer:
         self.status = Status.READY
         self.message = ""
         self.train_seconds = 0.0
+        self.events: list[dict] = [dict(e) for e in (init or {}).get("events", [])]   # {"step", "text"}: changes
+        self._rng_state = torch.Generator().manual_seed(config.seed).get_state()     # the run's own random stream
+        self._cuda_rng_state = (torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
+        self._perm_gen = torch.Generator().manual_seed(config.seed + 1)
+        self._order = torch.empty(0, dtype=torch.long)
+        self._cursor = 0
+        self._window = {k: torch.zeros((), device=self.device) for k in self.model.metric_names}
+        self._window_steps = 0
         if init is not None and init.get("optimizers") is not None:
             # a run resumed from its saved state (RunRegistry) goes on as the same run: Adam's moments, its clock
             for k, opt in self.optimizers.items():
                 opt.load_state_dict(_clone(init["optimizers"][k]))
             self.train_seconds = float(self.history["seconds"][-1]) if self.history["seconds"] else 0.0
+        if init is not None and init.get("stream") is not None:
+            self._restore_stream(init["stream"])
+        for key, value in config.lr_of.items():
+            self._set_live(f"lr.{key}", value)
         self.callbacks = defaultdict(list)
-        self._resume = threading.Event()
-        self._resume.set()
+        self._paused = False
+        self._wake = threading.Event()               # set by every call from another thread
         self._stop = threading.Event()
-        self._perm_gen = torch.Generator().manual_seed(config.seed + 1)
-        self._order = torch.empty(0, dtype=torch.long)
-        self._cursor = 0
+        self._requests: deque = deque()              # while paused: ("steps", n) or ("phase", name)
+        self._changes: dict = {}                     # settings to change at the next step boundary
+        self._lock = threading.Lock()
 
     # ---- control, from any thread -------------------------------------------------------------
     def add_callback(self, event: str, fn) -> None:
@@ -216,20 +238,110 @@ class Trainer:
         self.trigger("on_status")
 
     def pause(self):
-        self._resume.clear()
+        self._paused = True
 
     def resume(self):
-        self._resume.set()
+        self._paused = False
+        self._wake.set()
 
     def stop(self):
         self._stop.set()
-        self._resume.set()
+        self._wake.set()
 
     @property
     def paused(self) -> bool:
-        return not self._resume.is_set()
+        return self._paused
+
+    def advance(self, steps: int = 1) -> None:
+        """Slow motion: a paused run takes `steps` steps, redraws its grid and logs, and stays paused."""
+        check_range("steps", steps, 1, 1000)
+        self._request(("steps", int(steps)))
+
+    def update_once(self, phase: str) -> None:
+        """Slow motion: a paused run makes one update of one part of its model (a GAN's "d" or "g", its
+        update_phases) on the next batch; the step count stays, the grid is redrawn."""
+        if phase not in self.model.update_phases:
+            raise ValueError(f"a {self.model.name} has no separate update {phase!r}; it has "
+                             f"{', '.join(self.model.update_phases) or 'none'}")
+        self._request(("phase", phase))
+
+    def _request(self, request: tuple) -> None:
+        if not self._paused:
+            raise RuntimeError("pause the run first: slow motion steps a paused run")
+        with self._lock:
+            self._requests.append(request)
+        self._wake.set()
+
+    def live_settings(self) -> tuple[Setting, ...]:
+        """What may change while it trains (model.live_settings), with its ranges and its values now."""
+        settings = []
+        for s in self.model.live_settings:
+            limits = LIMITS.get(s.name.split(".")[0])
+            low, high = (limits[0], limits[1]) if limits and s.low is None else (s.low, s.high)
+            settings.append(replace(s, low=low, high=high, default=self.live_value(s.name)))
+        return tuple(settings)
+
+    def live_value(self, name: str):
+        kind, _, key = name.partition(".")
+        if kind == "lr":
+            return (self.optimizers[key] if key else next(iter(self.optimizers.values()))).param_groups[0]["lr"]
+        if name == "beta1":
+            return next(iter(self.optimizers.values())).param_groups[0]["betas"][0]
+        if name == "batch_size":
+            return self.config.batch_size
+        return getattr(self.model.config, name)
+
+    def change(self, **values) -> None:
+        """Changes settings of the running run at its next step boundary (a coach's remedy, a person's
+        choice): any of live_settings(). Raises ValueError, naming the setting, for one out of range."""
+        settings = {s.name: s for s in self.live_settings()}
+        for name, value in values.items():
+            if name not in settings:
+                raise ValueError(f"{name!r} cannot change while a {self.model.name} trains; these can: "
+                                 f"{', '.join(settings)}")
+            s = settings[name]
+            check_range(s.label, value, s.low, s.high, int if isinstance(s.default, int) else float)
+        with self._lock:
+            self._changes.update(values)
+        self._wake.set()
 
     # ---- the loop -------------------------------------------------------------------------------
+    def _apply_changes(self) -> None:
+        with self._lock:
+            changes, self._changes = self._changes, {}
+        if not changes:
+            return
+        labels = {s.name: s.label for s in self.model.live_settings}
+        said = []
+        for name, value in changes.items():
+            before = self.live_value(name)
+            if before != value:
+                self._set_live(name, value)
+                said.append(f"{labels[name]} {before:g} → {value:g}")
+        if said:
+            self.events.append({"step": self.step, "text": ", ".join(said)})
+
+    def _set_live(self, name: str, value) -> None:
+        kind, _, key = name.partition(".")
+        if kind == "lr":
+            for k, opt in self.optimizers.items():
+                if k == key or not key:
+                    for group in opt.param_groups:
+                        group["lr"] = value
+            self.config = (replace(self.config, lr_of={**self.config.lr_of, key: value}) if key
+                           else replace(self.config, lr=value, lr_of={}))
+        elif name == "beta1":
+            for opt in self.optimizers.values():
+                for group in opt.param_groups:
+                    group["betas"] = (value, group["betas"][1])
+            self.config = replace(self.config, beta1=value)
+        elif name == "batch_size":
+            self.config = replace(self.config, batch_size=int(value))
+        else:                    # a field of the model's config that its train_step reads each step
+            setattr(self.model.config, name, value)
+            self.model.config.validate()
+            self.config = replace(self.config, model_args=self.model.config.to_dict())
+
     def _next_index(self, b: int) -> torch.Tensor:
         """Shuffled epochs: each image once per pass, a fresh order per pass."""
         if self._cursor + b > len(self._order):
@@ -250,6 +362,50 @@ class Trainer:
         for k, opt in self.optimizers.items():
             opt.load_state_dict(snap["optimizers"][k])
 
+    def _stream(self) -> dict:
+        """Where the run is in its random numbers and its batches, and its partly filled log window."""
+        stream = {"rng": self._rng_state.clone(), "perm": self._perm_gen.get_state(),
+                  "order": self._order.cpu().clone(), "cursor": self._cursor, "seconds": self.train_seconds,
+                  "window": {k: v.detach().cpu().clone() for k, v in self._window.items()},
+                  "window_steps": self._window_steps}
+        if self._cuda_rng_state is not None:
+            stream["cuda_rng"] = self._cuda_rng_state.clone()
+        return stream
+
+    def _restore_stream(self, stream: dict) -> None:
+        self._rng_state = stream["rng"].clone()
+        if self._cuda_rng_state is not None and stream.get("cuda_rng") is not None:
+            self._cuda_rng_state = stream["cuda_rng"].clone()
+        self._perm_gen.set_state(stream["perm"].clone())
+        self._order = stream["order"].to(self.device)
+        self._cursor = int(stream["cursor"])
+        self.train_seconds = float(stream["seconds"])
+        self._window = {k: v.to(self.device) for k, v in stream["window"].items()}
+        self._window_steps = int(stream["window_steps"])
+
+    def state(self) -> dict:
+        """Everything the run is at this step boundary, as a checkpoint a Trainer continues exactly (init=):
+        weights, the optimizers' moments, history, the random stream and the changes made so far."""
+        history = {k: list(v) for k, v in self.history.items()}
+        return make_checkpoint(self.model, self.step, history, self.config.to_dict(), {
+            "optimizers": {k: _clone(opt.state_dict()) for k, opt in self.optimizers.items()},
+            "stream": self._stream(), "events": [dict(e) for e in self.events]})
+
+    def _train_step(self, amp, phase: str | None = None) -> dict:
+        """One batch through the model's train_step, drawing on the run's own random stream."""
+        x, y = self.data.batch(self._next_index(self.config.batch_size))
+        torch.set_rng_state(self._rng_state)
+        if self._cuda_rng_state is not None:
+            torch.cuda.set_rng_state(self._cuda_rng_state, self.device)
+        if phase is None:
+            metrics = self.model.train_step(x, y, self.optimizers, amp)
+        else:
+            metrics = self.model.train_step(x, y, self.optimizers, amp, phase=phase)
+        self._rng_state = torch.get_rng_state()
+        if self._cuda_rng_state is not None:
+            self._cuda_rng_state = torch.cuda.get_rng_state(self.device)
+        return metrics
+
     @torch.no_grad()
     def sample_fixed(self) -> torch.Tensor:
         was_training = self.model.training
@@ -258,13 +414,17 @@ class Trainer:
         self.model.train(was_training)
         return images
 
+    def _redraw(self) -> None:
+        self.samples = self.sample_fixed()
+        self.trigger("on_samples")
+
     def run(self) -> str:
         """Trains until target_step, stop() or max_seconds; returns the final status."""
         c, names = self.config, self.model.metric_names
         amp = autocast(self.device)
         good = self._snapshot()
-        window = {k: torch.zeros((), device=self.device) for k in names}
-        window_steps, window_time, window_start = 0, 0.0, time.perf_counter()
+        window_time, window_start = 0.0, time.perf_counter()
+        slow_steps = 0                      # steps left of a slow-motion request
         self._set_status(Status.RUNNING)
         try:
             self.model.start_training(self.data)      # counts as training time, but not in the first img/s
@@ -272,24 +432,44 @@ class Trainer:
             self.train_seconds += time.perf_counter() - window_start
             window_start = time.perf_counter()
             while self.step < self.target_step and not self._stop.is_set():
-                if not self._resume.is_set():
-                    elapsed = time.perf_counter() - window_start
-                    self.train_seconds += elapsed
-                    window_time += elapsed
-                    self._set_status(Status.PAUSED)
-                    self._resume.wait()
-                    window_start = time.perf_counter()
-                    self._set_status(Status.RUNNING)
-                    continue
-                x, y = self.data.batch(self._next_index(c.batch_size))
-                metrics = self.model.train_step(x, y, self.optimizers, amp)
+                self._apply_changes()
+                c = self.config
+                if self._paused and not slow_steps:
+                    with self._lock:
+                        request = self._requests.popleft() if self._requests else None
+                    if request is None:
+                        elapsed = time.perf_counter() - window_start
+                        self.train_seconds += elapsed
+                        window_time += elapsed
+                        if self.status is not Status.PAUSED:
+                            self._set_status(Status.PAUSED)
+                        self._wake.clear()
+                        if self._paused and not self._requests and not self._changes and not self._stop.is_set():
+                            self._wake.wait()
+                        window_start = time.perf_counter()
+                        if not self._paused:
+                            self._set_status(Status.RUNNING)
+                        continue
+                    kind, value = request
+                    if kind == "phase":
+                        metrics = self._train_step(amp, phase=value)
+                        self.events.append({"step": self.step, "text": self.model.update_phases[value]})
+                        self.last_log = {**self.last_log, **{k: v.item() for k, v in metrics.items()},
+                                         "update": value}
+                        self.trigger("on_log")
+                        self._redraw()
+                        continue
+                    slow_steps = value
+                metrics = self._train_step(amp)
                 for k in names:
-                    window[k] += metrics[k].float()
+                    self._window[k] += metrics[k].float()
                 self.step += 1
-                window_steps += 1
+                self._window_steps += 1
+                if slow_steps:
+                    slow_steps -= 1
                 last = self.step >= self.target_step
-                if self.step % c.log_every == 0 or last:
-                    means = {k: (window[k] / window_steps).item() for k in names}
+                if self.step % c.log_every == 0 or last or (self._paused and not slow_steps):
+                    means = {k: (self._window[k] / self._window_steps).item() for k in names}
                     if not all(math.isfinite(v) for v in means.values()):
                         self._restore(good)
                         self._set_status(Status.DIVERGED, self._divergence_message(means))
@@ -297,22 +477,21 @@ class Trainer:
                     good = self._snapshot()
                     elapsed = time.perf_counter() - window_start
                     self.train_seconds += elapsed
-                    self._log(means, window_steps / max(window_time + elapsed, 1e-9))
-                    window = {k: torch.zeros((), device=self.device) for k in names}
-                    window_steps, window_time, window_start = 0, 0.0, time.perf_counter()
-                if self.step % c.sample_every == 0 or last or self.samples is None:
-                    self.samples = self.sample_fixed()
-                    self.trigger("on_samples")
+                    self._log(means, self._window_steps / max(window_time + elapsed, 1e-9))
+                    self._window = {k: torch.zeros((), device=self.device) for k in names}
+                    self._window_steps, window_time, window_start = 0, 0.0, time.perf_counter()
+                if (self.step % c.sample_every == 0 or last or self.samples is None
+                        or (self._paused and not slow_steps)):
+                    self._redraw()
                 if c.max_seconds and self.train_seconds >= c.max_seconds:
                     break
-            if self.status is Status.RUNNING:
+            if self.status in (Status.RUNNING, Status.PAUSED):
                 final = Status.STOPPED if self._stop.is_set() else Status.FINISHED
                 if self.model.finishing_note:
                     self._set_status(Status.FINISHING)
                 if self.model.finish_training(self.data):       # it changed how it samples: redraw the grid
                     self.fixed_labels = self.model.default_labels(self.config.num_samples)
-                    self.samples = self.sample_fixed()
-                    self.trigger("on_samples")
+                    self._redraw()
                 self._set_status(final)
         except Exception as exc:  # out of memory, a bad device: report it, keep the last good weights
             self._restore(good)
@@ -344,7 +523,8 @@ class Trainer:
                 f"{self.history['step'][-1] if self.history['step'] else 0} (the last finite ones) were kept.")
 
     def checkpoint(self, extra: dict | None = None, half: bool = False) -> dict:
-        return make_checkpoint(self.model, self.step, self.history, self.config.to_dict(), extra, half)
+        return make_checkpoint(self.model, self.step, self.history, self.config.to_dict(),
+                               {"events": [dict(e) for e in self.events], **(extra or {})}, half)
 
 
 def _clone(obj):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import ClassVar
 
 import torch
@@ -105,6 +105,12 @@ class ModelConfig:
         return config
 
 
+LIVE_LR = Setting("lr", "Learning rate", None, "Adam's step size.", step=1e-4, format="%.5f")
+LIVE_BETA1 = Setting("beta1", "Adam's β₁", None, "How much of each step's direction carries over from the steps "
+                     "before (momentum). GANs train more stably with little of it (0.5, or 0).", step=0.05, format="%.2f")
+LIVE_BATCH_SIZE = Setting("batch_size", "Batch size", None, "Digits per step.", step=16)
+
+
 class GenerativeModel(nn.Module):
     """Interface the trainer, the metrics and the app rely on.
 
@@ -122,6 +128,8 @@ class GenerativeModel(nn.Module):
     train_defaults: ClassVar[dict] = {}  # the tuned recipe: TrainConfig.for_model() starts from it
     finishing_note: ClassVar[str] = ""   # what finish_training() does, for the UI while it runs; "" = nothing
     base_model: ClassVar[str | None] = None   # the family a model is trained on top of (a trained checkpoint of it)
+    update_phases: ClassVar[dict[str, str]] = {}   # parts train_step can update alone (phase=): {name: what it is}
+    diagnoses: ClassVar[tuple[str, ...]] = ("collapse", "diverging", "plateau")   # what the coach watches for (aigc.coach)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -137,6 +145,13 @@ class GenerativeModel(nn.Module):
     def explore_sections(self) -> tuple[Section, ...]:
         """The Explore page's sections for this model, in order."""
         return (Section.SLIDERS, Section.MORPH, Section.DRAWING)
+
+    @property
+    def live_settings(self) -> tuple[Setting, ...]:
+        """What may change while it trains, at a step boundary: the Trainer's own lr (or lr.<optimizer>),
+        beta1 and batch_size, whose ranges it fills in, or fields of this model's config that train_step
+        reads at every step."""
+        return (LIVE_LR, LIVE_BETA1, LIVE_BATCH_SIZE)
 
     @property
     def redraw(self) -> Redraw:
@@ -198,7 +213,8 @@ class GenerativeModel(nn.Module):
         raise NotImplementedError
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, optimizers: dict, autocast) -> dict[str, torch.Tensor]:
-        """One optimisation step on x (b, 1, 28, 28) in [-1, 1] with labels y (b,); returns detached scalars."""
+        """One optimisation step on x (b, 1, 28, 28) in [-1, 1] with labels y (b,); returns detached scalars.
+        A model with update_phases also takes phase=<one of them>: that part's update alone."""
         raise NotImplementedError
 
     def start_training(self, data) -> None:
@@ -241,8 +257,20 @@ class GAN(GenerativeModel):
              "groups by k-means on their pixels (no labels), then tell G which group to draw and D which group "
              "an image belongs to. 0 = the plain GAN. With 30 groups, batch 32 and learning rate 0.0005 a dcgan "
              "drew every kind of digit after 12 s of training on 2 CPU cores; the plain one had not after 2 minutes.")
+    update_phases = {"d": "one D update", "g": "one G update"}
+    diagnoses = ("collapse", "discriminator_wins", "oscillating", "diverging", "plateau")
     generator: nn.Module
     discriminator: nn.Module
+
+    @property
+    def live_settings(self) -> tuple[Setting, ...]:
+        lr = lambda who, name: replace(LIVE_LR, name=f"lr.{who}", label=f"{name}'s learning rate",
+                                       help=f"Adam's step size for the {name.lower()} alone.")
+        ema = Setting("ema_decay", "G's weight averaging", None, low=0.0, high=0.9999, step=0.001, format="%.4f",
+                      help="The samples come from an average of G's recent weights, which smooths out the "
+                           "back-and-forth of the game: 0.999 averages about the last 1,000 steps; 0 shows G itself.")
+        return (lr("d", "Discriminator"), lr("g", "Generator"), LIVE_BETA1, LIVE_BATCH_SIZE) + (
+            (ema,) if self.config.ema_decay > 0 else ())
 
     @property
     def clusters(self) -> int:
@@ -350,10 +378,13 @@ class GAN(GenerativeModel):
             "d": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
         }
 
-    def train_step(self, x, y, optimizers, autocast):
+    def train_step(self, x, y, optimizers, autocast, phase: str | None = None):
+        """Both updates, D's then G's; with phase "d" or "g" (slow motion) that one alone."""
         b = x.shape[0]
         labels = y if self.conditional else self.assign_clusters(x) if self.clusters else None   # (b,) or None
         z = torch.randn(b, self.latent_dim, device=x.device)
+        if phase == "g":
+            return self._update_g(self.generate(self.generator, z, labels), labels, optimizers, autocast)
 
         ############################
         # (1) Update D: maximize log(D(x)) + log(1 - D(G(z)))
@@ -367,7 +398,16 @@ class GAN(GenerativeModel):
         optimizers["d"].zero_grad(set_to_none=True)
         loss_d.backward()
         optimizers["d"].step()
+        verdicts = {
+            "loss_d": loss_d.detach(),
+            "d_real": torch.sigmoid(logits_real.detach()).mean(),   # D(x)
+            "d_fake": torch.sigmoid(logits_fake.detach()).mean(),   # D(G(z)) before G's update
+        }
+        if phase == "d":
+            return verdicts
+        return {**verdicts, **self._update_g(fake, labels, optimizers, autocast)}
 
+    def _update_g(self, fake, labels, optimizers, autocast) -> dict[str, torch.Tensor]:
         ############################
         # (2) Update G: maximize log(D(G(z)))
         ###########################
@@ -379,10 +419,4 @@ class GAN(GenerativeModel):
         optimizers["g"].step()
         if self.config.ema_decay > 0:
             self.update_ema()
-
-        return {
-            "loss_d": loss_d.detach(),
-            "loss_g": loss_g.detach(),
-            "d_real": torch.sigmoid(logits_real.detach()).mean(),   # D(x)
-            "d_fake": torch.sigmoid(logits_fake.detach()).mean(),   # D(G(z)) before G's update
-        }
+        return {"loss_g": loss_g.detach()}

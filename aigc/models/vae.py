@@ -52,6 +52,7 @@ class VAE(GenerativeModel):
     settings = (Setting("latent_dim", "Latent size", default=16, choices=(2, 4, 8, 16, 32, 64), ordered=True,
                         help="2 gives a latent space you can see as a map on the Explore page."),)
     train_defaults = dict(steps=2000, batch_size=128, lr=1e-3, beta1=0.9)
+    diagnoses = ("posterior_collapse", "diverging", "plateau")
     finishing_note = "Fitting each digit's mixture of Gaussians and the decoder's sharpness to the training set…"
 
     def __init__(self, config: VAEConfig | None = None):
@@ -90,6 +91,13 @@ class VAE(GenerativeModel):
     @property
     def redraw(self) -> Redraw:
         return Redraw.ENCODE
+
+    @property
+    def live_settings(self) -> tuple[Setting, ...]:
+        return super().live_settings + (Setting(
+            "beta", "Weight of the KL term (β)", None, low=0.0, high=10.0, step=0.1, format="%.2f",
+            help="1 is the VAE's own objective, the ELBO. Higher squeezes the codes towards the prior (β-VAE); "
+                 "lower lets the codes carry more about each digit."),)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         unfitted = self._unfitted_prior()
