@@ -10,6 +10,15 @@ kept), finished runs keep their final weights only (with a runs folder, mapped f
 instead of held in memory), sample snapshots are thinned to at most `max_snapshots`, and at most
 `max_runs` runs are remembered.
 
+A run can be branched (the time machine): its full training state is kept at up to `max_branch_points`
+of its snapshots, within `branch_memory` bytes per run and `branch_memory_total` for all ended runs
+(the oldest ended runs give theirs up first; they are not written to disk), and branch() starts a new run
+from one of them with the settings a person changes. A branch with unchanged settings takes exactly the
+steps its parent took. Runs branched from one another form a family (Run.family, the first run's id).
+
+While a run trains, the classifier reads its samples at each snapshot (aigc.monitor) and the coach
+(aigc.coach) says what is going wrong; its remedies change the running run's settings (change()).
+
 A restart loses little: with a runs folder, a training run writes its whole state (weights, optimizers,
 history, snapshots) to <runs folder>/state/<id>.pt after every `state_every` seconds of training and when it
 ends, within `state_quota` bytes for all of them. A new registry reads them back: watch links and ended
@@ -30,10 +39,14 @@ import numpy as np
 import torch
 
 from .checkpoint import CheckpointError, checkpoint_bytes, read_checkpoint, save_checkpoint
+from .coach import Measured, diagnose
 from .device import configure_threads, pick_device
 from .images import to_uint8
-from .models import check_base
-from .trainer import Status, TrainConfig, Trainer
+from .models import MODELS, check_base
+from .monitor import SampleMonitor
+from .trainer import Status, TrainConfig, Trainer, check_changes
+
+READING_KEYS = ("step", "shares", "confidence", "coverage", "precision", "recall")
 
 
 def default_max_jobs() -> int:
@@ -63,10 +76,43 @@ class RunView:
     created: float
     config: dict
     has_weights: bool
+    family: str = ""                         # the id of the first run of its branches
+    parent: str | None = None                # branched from this run...
+    branch_step: int | None = None           # ...at this step
+    events: list = field(default_factory=list)          # settings changes: {"step", "text"}
+    readings: dict = field(default_factory=dict)        # the classifier's readings of its samples (READING_KEYS)
+    diagnoses: list = field(default_factory=list)       # the coach's, now
+    live_settings: tuple = ()                # what may change while it trains, with the values now
+    update_phases: dict = field(default_factory=dict)   # slow motion: its parts that update alone
+    branch_steps: list = field(default_factory=list)    # steps it can be branched from
+    pause_on_warning: bool = False           # the coach pauses it when a new warning appears...
+    paused_for: str = ""                     # ...and this is the warning it paused it for
 
     @property
     def active(self) -> bool:
         return self.status.active
+
+
+@dataclass
+class BranchPoint:
+    """A run's whole training state at one snapshot (Trainer.state()), and the grid it drew there."""
+    step: int
+    grid: np.ndarray                         # (n, 28, 28) uint8
+    state: dict
+    nbytes: int = 0
+
+    def __post_init__(self):
+        self.nbytes = self.nbytes or _tensor_bytes(self.state)
+
+
+def _tensor_bytes(obj) -> int:
+    if isinstance(obj, torch.Tensor):
+        return obj.untyped_storage().nbytes()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
 
 
 def key_digest(key: str) -> bytes:
@@ -99,9 +145,26 @@ class Run:
     worker: threading.Thread | None = None                 # the thread that trains it
     stop_requested: threading.Event = field(default_factory=threading.Event)
     state_seconds: float = 0.0                             # its trainer's training time at its last saved state
+    family: str = ""                                       # the first run's id ("": this run's own)
+    parent: str | None = None
+    branch_step: int | None = None
+    branch_changes: dict = field(default_factory=dict)     # settings its branch changes, applied as it starts
+    branch_points: list = field(default_factory=list)      # [BranchPoint], oldest first
+    max_branch_points: int = 16
+    branch_memory: int = 128 * 2**20
+    events: list = field(default_factory=list)
+    readings: dict = field(default_factory=lambda: {k: [] for k in READING_KEYS})
+    diagnoses: list = field(default_factory=list)
+    live_settings: tuple = ()
+    monitor: SampleMonitor | None = None
+    pause_on_warning: bool = False
+    pause_on: tuple = ()                                   # ...only these kinds of warning (a lesson's); () = any
+    paused_for: str = ""
+    paused_on: set = field(default_factory=set)            # the kinds it has paused for
 
     def __post_init__(self):
         self.key_sha256 = self.key_sha256 or key_digest(self.key)
+        self.family = self.family or self.id
 
     def opens_with(self, key: str) -> bool:
         """Whether `key` controls this run. In constant time: how long a wrong key takes to refuse says
@@ -119,7 +182,21 @@ class Run:
                 queue_position=queue_position, expected_wait_s=expected_wait_s,
                 created=self.created, config=self.config.to_dict(),
                 has_weights=self.final_checkpoint is not None or self.trainer is not None,
+                family=self.family, parent=self.parent, branch_step=self.branch_step,
+                events=list(self.events), readings={k: list(v) for k, v in self.readings.items()},
+                diagnoses=list(self.diagnoses), live_settings=self.live_settings,
+                update_phases=dict(MODELS[self.config.model][1].update_phases) if self.trainer is not None else {},
+                branch_steps=[p.step for p in self.branch_points],
+                pause_on_warning=self.pause_on_warning, paused_for=self.paused_for,
             )
+
+    def branch_point(self, step: int) -> "BranchPoint":
+        with self.lock:
+            point = next((p for p in self.branch_points if p.step == step), None)
+        if point is None:
+            raise ValueError(f"run {self.id} keeps no state at step {step:,} to branch from; it keeps "
+                             f"{', '.join(f'{p.step:,}' for p in self.branch_points) or 'none'}")
+        return point
 
     def snapshot(self, index: int) -> tuple[int, np.ndarray]:
         with self.lock:
@@ -134,13 +211,38 @@ class Run:
 
     # ---- trainer callbacks (worker thread) -------------------------------------------------------
     def _on_log(self, trainer: Trainer) -> None:
+        live = {s.name: s.default for s in trainer.live_settings()}
+        measured = Measured(self.config.model, trainer.step, trainer.target_step, trainer.history,
+                            self.readings, trainer.events, live)
+        diagnoses = diagnose(measured)
+        new = [d for d in diagnoses if d.severity == "warning" and d.kind not in self.paused_on
+               and (not self.pause_on or d.kind in self.pause_on)]
+        if new and self.pause_on_warning and not trainer.paused:
+            trainer.pause()              # a class gets time to read the warning and apply the remedy
+            self.paused_for = new[0].title
+            self.paused_on.add(new[0].kind)      # once per kind: a remedy that needs time is not paused again
         with self.lock:
             self.step = trainer.step
             self.last_log = dict(trainer.last_log)
             self.history = {k: list(v) for k, v in trainer.history.items()}
+            self.events = [dict(e) for e in trainer.events]
+            self.live_settings = trainer.live_settings()
+            self.diagnoses = diagnoses
+            self.config = trainer.config
 
     def _on_samples(self, trainer: Trainer) -> None:
         pixels = to_uint8(trainer.samples)
+        if self.monitor is not None:
+            reading = self.monitor.measure(trainer.model, trainer.samples)
+            with self.lock:
+                if self.readings["step"] and self.readings["step"][-1] == trainer.step:
+                    for values in self.readings.values():
+                        values.pop()
+                self.readings["step"].append(trainer.step)
+                for key in READING_KEYS[1:]:
+                    self.readings[key].append(reading[key])
+        if not trainer.status.went_wrong:
+            self._keep_branch_point(trainer, pixels)
         with self.lock:
             self.grid = pixels
             self.step = trainer.step
@@ -151,6 +253,21 @@ class Run:
             if len(self.snapshots) > self.max_snapshots:
                 # thin evenly, keeping the first and the newest, so the replay spans the whole run
                 self.snapshots = self.snapshots[:-1:2] + [self.snapshots[-1]]
+
+    def _keep_branch_point(self, trainer: Trainer, pixels: np.ndarray) -> None:
+        """The trainer's whole state at this snapshot, thinned evenly (keeping the first and the newest) to
+        max_branch_points and to branch_memory bytes."""
+        point = BranchPoint(trainer.step, pixels, trainer.state())
+        with self.lock:
+            points = [p for p in self.branch_points if p.step != point.step] + [point]
+            limit = max(2, min(self.max_branch_points, self.branch_memory // max(1, point.nbytes)))
+            while len(points) > limit:
+                points = points[:-1:2] + [points[-1]]
+            self.branch_points = points
+
+    def branch_bytes(self) -> int:
+        with self.lock:
+            return sum(p.nbytes for p in self.branch_points)
 
     def _on_status(self, trainer: Trainer) -> None:
         if trainer.status.active:   # the final status is set once the final weights are stored (RunRegistry._work)
@@ -174,8 +291,14 @@ class RunRegistry:
     def __init__(self, max_jobs: int | None = None, max_queue: int = 64, max_runs: int = 200,
                  idle_timeout: float = 90.0, runs_dir: str | os.PathLike | None = None,
                  max_snapshots: int = 48, clock=time.monotonic, janitor_interval: float = 0.0,
-                 state_every: float = 30.0, state_quota: int = 2**30, threads: int | None = None):
+                 state_every: float = 30.0, state_quota: int = 2**30, threads: int | None = None,
+                 max_branch_points: int = 16, branch_memory: int = 128 * 2**20, branch_memory_total: int = 512 * 2**20,
+                 monitor: bool = True):
         self.max_jobs = max_jobs or default_max_jobs()
+        self.max_branch_points = max_branch_points
+        self.branch_memory = branch_memory
+        self.branch_memory_total = branch_memory_total
+        self.monitor = monitor          # the classifier reads each run's samples at every snapshot
         self.threads = threads          # torch threads each training thread sets for itself; None: as they are
         self.max_queue = max_queue
         self.max_runs = max_runs
@@ -210,15 +333,50 @@ class RunRegistry:
 
     # ---- submitting and finding runs -----------------------------------------------------------
     def submit(self, config: TrainConfig, init_checkpoint: dict | None = None,
-               base_checkpoint: dict | None = None, owner: str | None = None) -> Run:
+               base_checkpoint: dict | None = None, owner: str | None = None, pause_on_warning: bool = False,
+               pause_on: tuple = ()) -> Run:
         """Validates, then starts the run or queues it; raises ValueError (bad settings) or RuntimeError (no
         place in the queue) with a readable message. An `owner` (a browser session) holds at most one place
-        in the queue, so one person pressing Start again and again cannot lock the others out."""
+        in the queue, so one person pressing Start again and again cannot lock the others out. With
+        `pause_on_warning` the coach pauses the run whenever a new warning appears (one of `pause_on`, if
+        given)."""
         config.validate()
         if init_checkpoint is not None:
             config.check_continues(init_checkpoint)
         else:
             check_base(config.model, base_checkpoint)
+        return self._enqueue(owner, config=config, init_checkpoint=init_checkpoint, base_checkpoint=base_checkpoint,
+                             target_step=config.steps, pause_on_warning=pause_on_warning, pause_on=tuple(pause_on))
+
+    def branch(self, run: Run, step: int, changes: dict | None = None, owner: str | None = None) -> Run:
+        """A new run from `run`'s state at `step` (one of its branch steps), with the live settings in `changes`
+        changed; it trains to the same last step. A run still training is stopped first, keeping its weights:
+        the branch takes its place. Raises ValueError for a step it keeps no state at or a bad setting."""
+        point = run.branch_point(step)
+        changes = dict(changes or {})
+        with run.lock:
+            settings = {s.name: s for s in run.live_settings}
+            history = {k: list(v) for k, v in point.state["history"].items()}
+            snapshots = [(s, p) for s, p in run.snapshots if s < step] + [(step, point.grid)]
+            readings = {k: [v for s, v in zip(run.readings["step"], values) if s <= step]
+                        for k, values in run.readings.items()}
+            target = run.target_step
+        check_changes(changes, settings)
+        config = replace(TrainConfig.from_dict(point.state["train_config"]), steps=max(1, target - step))
+        if run.status.active:
+            self.stop(run, f"stopped at step {run.step:,} to start its branch from step {step:,}; its weights were kept")
+        return self._enqueue(owner, config=config, init_checkpoint=point.state, target_step=target,
+                             family=run.family, parent=run.id, branch_step=step, branch_changes=changes,
+                             history=history, step=step, snapshots=snapshots, readings=readings,
+                             grid=point.grid, events=[dict(e) for e in point.state.get("events", [])],
+                             pause_on_warning=run.pause_on_warning, pause_on=run.pause_on)
+
+    def family(self, run: Run) -> list[Run]:
+        """The runs branched from one another with `run`, oldest first."""
+        with self._lock:
+            return sorted((r for r in self._runs.values() if r.family == run.family), key=lambda r: r.created)
+
+    def _enqueue(self, owner: str | None, **fields) -> Run:
         self.reap()
         with self._lock:
             if len(self._queue) >= self.max_queue:
@@ -227,9 +385,9 @@ class RunRegistry:
             if waiting:
                 raise RuntimeError(f"you already have a run waiting in the queue (position {waiting}); cancel it, or "
                                    f"wait until it starts, to queue another")
-            run = Run(id=secrets.token_hex(4), config=config, key=secrets.token_urlsafe(12), owner=owner,
-                      init_checkpoint=init_checkpoint, base_checkpoint=base_checkpoint, max_snapshots=self.max_snapshots,
-                      last_seen=self.clock(), target_step=config.steps)
+            run = Run(id=secrets.token_hex(4), key=secrets.token_urlsafe(12), owner=owner,
+                      max_snapshots=self.max_snapshots, last_seen=self.clock(),
+                      max_branch_points=self.max_branch_points, branch_memory=self.branch_memory, **fields)
             self._runs[run.id] = run
             self._queue.append(run)
             self._forget_old()
@@ -282,6 +440,7 @@ class RunRegistry:
 
     def resume(self, run: Run):
         """Resumes a paused run, or queues again one a restart interrupted, from its saved state."""
+        run.paused_for = ""
         if run.trainer is not None:
             run.trainer.resume()
             return
@@ -295,6 +454,24 @@ class RunRegistry:
             run.set_status(Status.QUEUED)
             self._queue.append(run)
         self._start_queued()
+
+    def change(self, run: Run, **values) -> None:
+        """Changes live settings of a running run at its next step (a coach's remedy); ValueError if it is
+        not training or a value is out of range."""
+        trainer = run.trainer
+        if trainer is None:
+            raise ValueError(f"run {run.id} is not training, so its settings cannot change; branch it instead")
+        trainer.change(**values)
+
+    def advance(self, run: Run, steps: int = 1, phase: str | None = None) -> None:
+        """Slow motion for a paused run: `steps` steps, or one update of one part of it (`phase`)."""
+        trainer = run.trainer
+        if trainer is None:
+            raise ValueError(f"run {run.id} is not training")
+        if phase is None:
+            trainer.advance(steps)
+        else:
+            trainer.update_once(phase)
 
     def stop(self, run: Run, reason: str = "") -> None:
         """Stops a running run (keeping its weights) or cancels a queued one."""
@@ -374,6 +551,12 @@ class RunRegistry:
             configure_threads(self.threads)
         try:
             trainer = Trainer(run.config, init=run.init_checkpoint, base=run.base_checkpoint)
+            if run.branch_changes:
+                trainer.change(**run.branch_changes)
+            if self.monitor and run.monitor is None:
+                run.monitor = SampleMonitor()
+            with run.lock:
+                run.live_settings = trainer.live_settings()
             for event, fn in (("on_log", run._on_log), ("on_samples", run._on_samples), ("on_status", run._on_status),
                               ("on_log", lambda t: self._save_state_every(run, t))):
                 trainer.add_callback(event, fn)
@@ -403,6 +586,7 @@ class RunRegistry:
                 with run.lock:
                     run.final_checkpoint, run.snapshots = final, snapshots or run.snapshots
             run.set_status(trainer.status, trainer.message)      # ended, once its weights are kept
+            self._trim_branch_points()
         except Exception as exc:
             with run.lock:
                 run.trainer = None
@@ -412,6 +596,19 @@ class RunRegistry:
                 self._running.discard(run)
                 self._recent_durations.append(time.monotonic() - started)
             self._start_queued()
+
+    def _trim_branch_points(self) -> None:
+        """Ended runs give up their branch points, the longest-unseen first, beyond branch_memory_total."""
+        with self._lock:
+            ended = sorted((r for r in self._runs.values() if not r.status.active and r.branch_points),
+                           key=lambda r: r.last_seen)
+        total = sum(r.branch_bytes() for r in ended)
+        for run in ended:
+            if total <= self.branch_memory_total:
+                break
+            total -= run.branch_bytes()
+            with run.lock:
+                run.branch_points = []
 
     # ---- surviving a restart --------------------------------------------------------------------------
     def _save_state_every(self, run: Run, trainer: Trainer) -> None:
@@ -431,12 +628,13 @@ class RunRegistry:
         with run.lock:
             state = {"id": run.id, "key_sha256": run.key_sha256.hex(), "status": (status or run.status).value,
                      "message": run.message or message, "target_step": run.target_step, "created": run.created,
-                     "last_log": dict(run.last_log), "snapshot_steps": [s for s, _ in run.snapshots]}
+                     "last_log": dict(run.last_log), "snapshot_steps": [s for s, _ in run.snapshots],
+                     "family": run.family, "parent": run.parent, "branch_step": run.branch_step,
+                     "readings": {k: list(v) for k, v in run.readings.items()}}
             pixels = np.stack([p for _, p in run.snapshots]) if run.snapshots else np.zeros((0, 0, 28, 28), np.uint8)
             final = run.final_checkpoint
-        if trainer is not None:
-            checkpoint = trainer.checkpoint(extra={"run_id": run.id, "optimizers": {
-                k: opt.state_dict() for k, opt in trainer.optimizers.items()}})
+        if trainer is not None:           # a training state: a resume goes on exactly as the run would have
+            checkpoint = {**trainer.state(), "run_id": run.id}
         elif final is not None:
             checkpoint = final
         else:
@@ -498,16 +696,20 @@ class RunRegistry:
             message = (f"The server restarted while this run trained. It was saved at step {checkpoint['step']:,}; "
                        f"whoever started it can resume it from there.")
         return Run(id=state["id"], config=config, key="", key_sha256=bytes.fromhex(state["key_sha256"]),
-                   init_checkpoint={**checkpoint, "optimizers": saved.get("optimizers")} if status is Status.INTERRUPTED
-                   else None,
+                   init_checkpoint={**checkpoint, "optimizers": saved.get("optimizers"), "stream": saved.get("stream")}
+                   if status is Status.INTERRUPTED else None,
                    created=state["created"], status=status, message=message, step=checkpoint["step"],
                    target_step=state["target_step"], history=checkpoint["history"],
                    last_log=state["last_log"], grid=snapshots[-1][1] if snapshots else None, snapshots=snapshots,
-                   final_checkpoint=checkpoint, last_seen=self.clock(), max_snapshots=self.max_snapshots)
+                   final_checkpoint=checkpoint, last_seen=self.clock(), max_snapshots=self.max_snapshots,
+                   family=state.get("family", ""), parent=state.get("parent"), branch_step=state.get("branch_step"),
+                   readings=state.get("readings") or {k: [] for k in READING_KEYS},
+                   events=list(checkpoint.get("events", [])))
 
 
 def split_state(saved: dict) -> tuple[dict, dict, list]:
-    """A saved state as (what the registry knew of the run, its checkpoint without the optimizers, its
-    snapshots [(step, (n, 28, 28) uint8)])."""
-    checkpoint = {k: v for k, v in saved.items() if k not in ("run", "snapshots", "optimizers")}
+    """A saved state as (what the registry knew of the run, its checkpoint without the optimizers and random
+    stream, its snapshots [(step, (n, 28, 28) uint8)])."""
+    checkpoint = {k: v for k, v in saved.items() if k not in ("run", "snapshots", "optimizers", "stream")}
     return saved["run"], checkpoint, list(zip(saved["run"]["snapshot_steps"], saved["snapshots"].numpy()))
+

@@ -197,7 +197,7 @@ class Trainer:
         self.status = Status.READY
         self.message = ""
         self.train_seconds = 0.0
-        self.events: list[dict] = [dict(e) for e in (init or {}).get("events", [])]   # {"step", "text"}: changes
+        self.events: list[dict] = [dict(e) for e in (init or {}).get("events", [])]   # {"step", "text", "kind"}
         self._rng_state = torch.Generator().manual_seed(config.seed).get_state()     # the run's own random stream
         self._cuda_rng_state = (torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
         self._perm_gen = torch.Generator().manual_seed(config.seed + 1)
@@ -212,6 +212,7 @@ class Trainer:
             self.train_seconds = float(self.history["seconds"][-1]) if self.history["seconds"] else 0.0
         if init is not None and init.get("stream") is not None:
             self._restore_stream(init["stream"])
+            self.samples = self.sample_fixed()      # the grid it had there: the next one is due where it was
         for key, value in config.lr_of.items():
             self._set_live(f"lr.{key}", value)
         self.callbacks = defaultdict(list)
@@ -294,13 +295,7 @@ class Trainer:
     def change(self, **values) -> None:
         """Changes settings of the running run at its next step boundary (a coach's remedy, a person's
         choice): any of live_settings(). Raises ValueError, naming the setting, for one out of range."""
-        settings = {s.name: s for s in self.live_settings()}
-        for name, value in values.items():
-            if name not in settings:
-                raise ValueError(f"{name!r} cannot change while a {self.model.name} trains; these can: "
-                                 f"{', '.join(settings)}")
-            s = settings[name]
-            check_range(s.label, value, s.low, s.high, int if isinstance(s.default, int) else float)
+        check_changes(values, {s.name: s for s in self.live_settings()})
         with self._lock:
             self._changes.update(values)
         self._wake.set()
@@ -319,7 +314,8 @@ class Trainer:
                 self._set_live(name, value)
                 said.append(f"{labels[name]} {before:g} → {value:g}")
         if said:
-            self.events.append({"step": self.step, "text": ", ".join(said)})
+            self.events.append({"step": self.step, "text": ", ".join(said), "kind": "settings"})
+            self.trigger("on_log")           # what watches the run sees the change now, even while paused
 
     def _set_live(self, name: str, value) -> None:
         kind, _, key = name.partition(".")
@@ -387,7 +383,8 @@ class Trainer:
         """Everything the run is at this step boundary, as a checkpoint a Trainer continues exactly (init=):
         weights, the optimizers' moments, history, the random stream and the changes made so far."""
         history = {k: list(v) for k, v in self.history.items()}
-        return make_checkpoint(self.model, self.step, history, self.config.to_dict(), {
+        config = {**self.config.to_dict(), "model_args": self.model.config.to_dict()}    # with what a base decided
+        return make_checkpoint(self.model, self.step, history, config, {
             "optimizers": {k: _clone(opt.state_dict()) for k, opt in self.optimizers.items()},
             "stream": self._stream(), "events": [dict(e) for e in self.events]})
 
@@ -453,7 +450,8 @@ class Trainer:
                     kind, value = request
                     if kind == "phase":
                         metrics = self._train_step(amp, phase=value)
-                        self.events.append({"step": self.step, "text": self.model.update_phases[value]})
+                        self.events.append({"step": self.step, "text": self.model.update_phases[value],
+                                            "kind": "update"})
                         self.last_log = {**self.last_log, **{k: v.item() for k, v in metrics.items()},
                                          "update": value}
                         self.trigger("on_log")
@@ -525,6 +523,28 @@ class Trainer:
     def checkpoint(self, extra: dict | None = None, half: bool = False) -> dict:
         return make_checkpoint(self.model, self.step, self.history, self.config.to_dict(),
                                {"events": [dict(e) for e in self.events], **(extra or {})}, half)
+
+
+def live_values(state: dict, settings) -> dict:
+    """The values of live settings (Setting names, as Trainer.live_settings) in a state (Trainer.state())."""
+    optimizers, config = state["optimizers"], state["train_config"]
+    values = {}
+    for s in settings:
+        kind, _, key = s.name.partition(".")
+        group = (optimizers[key] if key else next(iter(optimizers.values())))["param_groups"][0]
+        values[s.name] = (group["lr"] if kind == "lr" else group["betas"][0] if s.name == "beta1"
+                          else config["batch_size"] if s.name == "batch_size" else state["model_args"][s.name])
+    return values
+
+
+def check_changes(changes: dict, settings: dict[str, Setting]) -> None:
+    """Raises ValueError for a change of a setting that is not among `settings` (live ones) or out of range."""
+    for name, value in changes.items():
+        if name not in settings:
+            raise ValueError(f"{name!r} is not a setting that can change while this model trains; these can: "
+                             f"{', '.join(settings) or 'none'}")
+        s = settings[name]
+        check_range(s.label, value, s.low, s.high, int if isinstance(s.default, int) else float)
 
 
 def _clone(obj):

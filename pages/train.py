@@ -1,7 +1,7 @@
 import streamlit as st
 
 from aigc import MODELS, CheckpointError, Status, TrainConfig, format_duration, train_settings
-from ui import cached, charts, session, startup, widgets
+from ui import cached, charts, lab, session, startup, widgets
 
 startup.require_frame()
 
@@ -49,6 +49,7 @@ with st.expander("Model and settings", expanded=run is None):
             st.query_params.update(run=new.id, key=new.key)
             session.remember_run(new.id)
             st.rerun()
+    lab.preset_picker(registry)
 
 if run is None:
     st.info("Choose a model and press **Start**. The defaults are tuned to show digits quickly on a CPU.")
@@ -100,6 +101,10 @@ def live():
         st.error(view.message)
     elif view.message:
         st.warning(view.message)
+    with st.container():  # one element whatever it holds, so the charts below keep their place (no remount)
+        lab.coach(registry, run, view, can_control)
+        if can_control and view.status is Status.PAUSED:
+            lab.slow_motion(registry, run, view)
 
     log = view.last_log
     st.progress(min(1.0, view.step / max(1, view.target_step)), text=(
@@ -109,25 +114,33 @@ def live():
     chart, samples = st.columns([1, 1], gap="medium")
     with chart:       # drawn from the start (empty axes over the whole run): nothing jumps when data arrives
         panels = charts.live_panels(run.id, view.model, len(view.history.get("step", [])),
-                                    st.session_state.get(session.SMOOTHING, 0.8), view.target_step, view.history)
+                                    st.session_state.get(session.SMOOTHING, 0.8), view.target_step, view.history,
+                                    tuple((e["step"], e["text"]) for e in view.events))
         for spec, rows in panels:                  # stacked: time runs left to right over the full width
             st.vega_lite_chart(rows, spec, width="stretch")
+        lab.readings(view)
     with samples:
         if view.grid is not None:
             grid_step = view.snapshot_steps[-1] if view.snapshot_steps else view.step
             st.image(cached.grid_png(view.grid), width="stretch", output_format="PNG",
                      caption=f"{len(view.grid)} samples from fixed noise, step {grid_step}")
-            score = cached.quick_score(view.grid)
+            score = lab.grid_reading(view, grid_step) or cached.quick_score(view.grid)
             if score is not None:
-                present = sum(1 for c in score["class_hist"] if c)
                 verdict = "clear digits" if score["digits_ok"] else "not there yet"
                 st.markdown(f"{':green-badge' if score['digits_ok'] else ':orange-badge'}[{verdict}] "
-                            f"classifier confidence **{score['confidence']:.2f}** · **{present}**/10 digits present",
+                            f"classifier confidence **{score['confidence']:.2f}** · **{score['present']}**/10 digits "
+                            f"present",
                             help="A digit classifier (≥ 99% accurate on real digits) reads the grid: mean "
                                  "top-class probability, and how many of the ten digits it sees.")
         else:
             st.image(cached.blank_grid(), width="stretch", output_format="PNG",
                      caption="waiting in the queue…" if view.status is Status.QUEUED else "preparing the first samples…")
+    if can_control and view.active and view.live_settings and view.status is not Status.FINISHING:
+        lab.live_settings(registry, run, view)
+    paused = "_paused_" + run.id
+    if can_control and (view.status is Status.PAUSED) != st.session_state.get(paused, False):
+        st.session_state[paused] = view.status is Status.PAUSED
+        st.rerun()        # paused or resumed (by its owner or the coach): the time machine comes or goes
     was_active = "_was_active_" + run.id
     if not view.active and st.session_state.get(was_active, False):
         st.session_state[was_active] = False
@@ -144,6 +157,16 @@ waiting = view.status is Status.QUEUED
 st.fragment(run_every=None if not view.active else 2.0 if waiting else 0.7 if can_control else 1.0)(live)()
 
 view = registry.view(run)
+
+
+def branches():
+    lab.branches(registry, run, registry.view(run), st.session_state.get(session.SMOOTHING, 0.8))
+
+
+st.fragment(run_every=1.0 if any(registry.view(r).active for r in registry.family(run)) else None)(branches)()
+if can_control and view.status is Status.PAUSED:
+    st.divider()
+    lab.time_machine(registry, run, view)
 if view.active or not view.snapshot_steps:
     st.stop()
 
@@ -165,6 +188,7 @@ with left:
                            run.id, tuple(s for s, _ in frames), [f for _, f in frames]),
                        file_name=f"{view.model}-{run.id}-evolution.gif", mime="image/gif", key="gif",
                        icon=":material/download:", on_click="ignore")
+    lab.copy_check(pixels)
 with right:
     st.subheader("Keep it")
     if view.has_weights:
@@ -182,3 +206,7 @@ with right:
         st.page_link("pages/explore.py", label="Explore this model's latent space", icon=":material/explore:")
         st.caption(f"Explore lists it as “{view.model} run {run.id}, … (this session)” while this tab is open; "
                    f"a run saved to the server is there for everyone.")
+
+if can_control:
+    st.divider()
+    lab.time_machine(registry, run, view)

@@ -512,7 +512,8 @@ def test_a_diffusion_run_shows_its_loss_by_noise_level_then_its_sampling_step_by
     wait_for(lambda: run.status is Status.FINISHED, 180, "the diffusion run")
     at.run()
     specs = [json.loads(c.proto.spec) for c in live_charts(at)]
-    assert len(specs) == 2 and specs[1]["title"]["text"].startswith("Loss by noise level")
+    assert [s["title"]["text"][:17] for s in specs] == [
+        "Loss (squared err", "Loss by noise lev", "Digits in the gri", "Quality and varie"], "its panels, then the readings"
     assert specs[1]["layer"][1]["encoding"]["color"]["scale"]["domain"] == ["t 0–¼", "t ¼–½", "t ½–¾", "t ¾–1"]
     at.switch_page("pages/explore.py").run()
     assert not at.exception, at.exception
@@ -596,3 +597,46 @@ def test_after_a_restart_a_watch_link_shows_the_interrupted_run_and_its_owner_re
     wait_for(lambda: registry().view(resumed).status is Status.FINISHED, what="the resumed run to finish")
     owner.run()
     assert "finished" in owner.subheader[0].value and "step 300 / 300" in owner.get("progress")[0].proto.text
+
+
+def test_a_lesson_pauses_at_the_coachs_warning_its_remedy_applies_and_a_branch_rewinds():
+    at = app("pages/train.py")
+    at.selectbox(key="lesson").set_value("diverge").run()
+    assert any("β₁ 0.9" in c.value for c in at.caption), "the lesson says what the class will see"
+    at.button(key="start_lesson").click().run()
+    assert not at.exception, at.exception
+    reg = registry()
+    run = reg.get(run_in_address(at))
+    wait_for(lambda: reg.view(run).status is Status.PAUSED, 120, "the coach to pause the run at its warning")
+    at.run()
+    assert any("The coach paused the run" in i.value for i in at.info)
+    assert "Divergence ahead" in texts(at) and "Why:" in texts(at)
+    # paused: slow motion is offered, one D update leaves the step where it was
+    step = reg.view(run).step
+    at.button(key="slow-One D update").click().run()
+    wait_for(lambda: reg.view(run).events, 30, "the D update")
+    assert reg.view(run).step == step and reg.view(run).events[-1]["text"] == "one D update"
+    at.run()
+    at.button(key="remedy-diverging").click().run()
+    assert not at.exception, at.exception
+    wait_for(lambda: any("β₁ 0.9 → 0.5" in e["text"] for e in reg.view(run).events), 30, "the remedy")
+    assert reg.view(run).step == step, "a remedy changes the settings, not the run's place"
+    # the time machine: back to the first snapshot, with the remedy from the start
+    at.run()
+    at.select_slider(key=f"branch-step-{run.id}").set_value(reg.view(run).branch_steps[0]).run()
+    first = reg.view(run).branch_steps[0]
+    at.number_input(key=f"branch-{run.id}-{first}-beta1").set_value(0.5).run()
+    assert any("Changed: Adam's β₁ 0.9 → 0.5" in c.value for c in at.caption)
+    at.button(key=f"branch-{run.id}").click().run()
+    assert not at.exception, at.exception
+    branch = reg.get(run_in_address(at))
+    assert branch is not run and reg.view(branch).parent == run.id
+    wait_for(lambda: reg.view(run).status is Status.STOPPED, 30, "the paused parent to stop for its branch")
+    wait_for(lambda: len(reg.view(branch).history.get("step", [])) > 3, 60,
+             f"the branch to train: {reg.view(branch).status} {reg.view(branch).events} {reg.view(branch).paused_for}")
+    at.run()
+    assert [s.value for s in at.subheader if s.value == "Branches"], "the family's chart"
+    family = [spec for spec in (json.loads(c.proto.spec) for c in live_charts(at))
+              if spec.get("encoding", {}).get("color", {}).get("field") == "branch"]
+    assert family and family[0]["encoding"]["color"]["scale"]["domain"] == [
+        f"run {run.id}", f"branch 1: {branch.id}, from step {first}"]

@@ -85,6 +85,8 @@ def sidebar_pages(page) -> str:
 
 
 def progress_step(page) -> int:
+    page.wait_for_function(       # a page that just reran (paused: the time machine came) redraws its bar first
+        "() => /step [0-9]/.test(document.querySelector(\"[data-testid='stProgress']\")?.innerText)")
     text = page.locator("[data-testid='stProgress']").first.inner_text()
     return int(text.split("step", 1)[1].split("/", 1)[0].replace(",", ""))
 
@@ -198,7 +200,7 @@ def test_train_live_then_finished(page, server, shots):
         watcher.get_by_text("read-only").first.wait_for()
         watcher.get_by_text(f"step {TRAIN_STEPS} / {TRAIN_STEPS}").wait_for()
         watcher.wait_for_timeout(500)
-        assert watcher.get_by_role("button", name="New run").count() == 0
+        assert watcher.get_by_role("button", name="New run", exact=True).count() == 0
         watcher.screenshot(path=str(shots / "train_watcher.png"))
         watcher.set_viewport_size({"width": 390, "height": 844})         # a student watching on a phone
         watcher.wait_for_timeout(1000)
@@ -258,20 +260,74 @@ def test_pause_resume_and_stop_say_so(page, server, shots):
     page.wait_for_timeout(500)
     page.locator("button[kind='primary']", has_text="Start").click()
     page.get_by_text("· running").wait_for(timeout=60_000)
-    page.get_by_role("button", name="Pause").click()
+    page.get_by_role("button", name="Pause", exact=True).click()
     page.get_by_text("· paused").wait_for()
-    page.get_by_role("button", name="Resume").wait_for()
+    page.get_by_role("button", name="Resume", exact=True).wait_for()
     paused_at = progress_step(page)
-    page.get_by_role("button", name="Resume").click()
+    page.get_by_role("button", name="Resume", exact=True).click()
     page.get_by_text("· running").wait_for()
-    page.get_by_role("button", name="Pause").wait_for()
+    page.get_by_role("button", name="Pause", exact=True).wait_for()
     page.wait_for_function(f"() => /step ([0-9,]+)/.exec(document.querySelector(\"[data-testid='stProgress']\")"
                            f"?.innerText)?.[1].replace(/,/g, '') > {paused_at}", timeout=30_000)
-    assert page.get_by_role("button", name="Resume").count() == 0
+    assert page.get_by_role("button", name="Resume", exact=True).count() == 0
     page.screenshot(path=str(shots / "train_resumed.png"))
-    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("· stopped").wait_for(timeout=60_000)
-    page.get_by_role("button", name="New run").click()        # back to an empty Train page for the next test
+    page.get_by_role("button", name="New run", exact=True).click()        # back to an empty Train page for the next test
+    page.wait_for_url(lambda url: "run=" not in url)
+
+
+def test_the_coach_sees_a_collapse_its_remedy_cures_it_and_a_branch_rewinds(page, server, shots):
+    open_page(page, f"{server}/train")
+    page.locator("[data-testid='stSelectbox']", has_text="Or start a lesson").locator("input").click()
+    page.get_by_role("option", name="Mode collapse, and its cure").click()
+    page.get_by_role("button", name="Start this lesson").click()
+    page.wait_for_url("**key=*")
+    page.get_by_text("The coach paused the run").wait_for(timeout=120_000)
+    page.get_by_text("Mode collapse: it draws").first.wait_for()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shots / "train_coach_collapse.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(1000)
+    page.get_by_text("Why: G is rewarded").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shots / "train_coach_collapse_phone.png"))
+    page.set_viewport_size({"width": 1400, "height": 1600})
+    page.get_by_role("button", name="Set β₁ back to 0.5").first.click()
+    page.get_by_text("Applied at the next step:").wait_for()
+    page.wait_for_function("() => ![...document.querySelectorAll('button')].some(b => b.innerText.includes('Set β₁'))",
+                           timeout=30_000)      # the coach judges only what comes after the change
+    page.get_by_role("button", name="Resume", exact=True).click()
+    page.get_by_text("· running").wait_for()
+    paused_at = progress_step(page)
+    page.wait_for_function(f"() => /step ([0-9,]+)/.exec(document.querySelector(\"[data-testid='stProgress']\")"
+                           f"?.innerText)?.[1].replace(/,/g, '') > {paused_at + 300}", timeout=60_000)
+    page.get_by_role("button", name="Pause", exact=True).click()
+    page.get_by_text("· paused").wait_for()
+    page.get_by_text("Time machine: branch from an earlier moment").wait_for()
+    slider = page.get_by_role("slider").last
+    slider.focus()
+    slider.press("Home")                       # the first moment it kept
+    page.get_by_text("the grid at step 1", exact=True).wait_for()
+    beta1 = page.get_by_label("Adam's β₁", exact=True).last
+    beta1.fill("0.50")
+    beta1.press("Enter")
+    page.get_by_text("Changed: Adam's β₁ 0.95 → 0.5").wait_for()
+    page.get_by_text("Time machine: branch from an earlier moment").scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shots / "train_time_machine.png"))
+    parent = page.url.split("run=")[1].split("&")[0]
+    page.get_by_role("button", name="Branch from here").click()
+    page.wait_for_url(lambda url: "run=" in url and f"run={parent}" not in url)
+    page.get_by_text("Branches").first.wait_for(timeout=60_000)
+    page.get_by_text("branch 1:").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(4000)
+    page.get_by_text("Branches").first.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(shots / "train_branches.png"))
+    page.get_by_role("button", name="Stop", exact=True).click()
+    page.get_by_text("· stopped").wait_for(timeout=60_000)
+    page.get_by_role("button", name="New run", exact=True).click()
     page.wait_for_url(lambda url: "run=" not in url)
 
 

@@ -242,13 +242,14 @@ def blank_grid(n: int = 64) -> bytes:
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def quick_score(pixels: np.ndarray) -> dict | None:
-    """The metrics classifier's verdict on a sample grid, or None when aigc.metrics or its classifier
-    is not available (the badge is then simply not shown)."""
+    """The metrics classifier's verdict on a sample grid (confidence, digits present, digits_ok), or None when
+    aigc.metrics or its classifier is not available (the badge is then simply not shown)."""
     try:
         from aigc.metrics import quick_score as score
         images = torch.from_numpy(np.ascontiguousarray(pixels)).float().div(127.5).sub(1).unsqueeze(1)
         with torch_threads(1):     # one thread: a team of two would contend with the training's for the cores
-            return score(images)
+            result = score(images)
+        return {**result, "present": sum(1 for c in result["class_hist"] if c)}
     except Exception:          # a badge, not a feature: any failure just hides it
         return None
 

@@ -52,7 +52,8 @@ def panel_rows(history: dict, panel: Panel, smoothing: float, max_points: int = 
 
 
 def panel_spec(panel: Panel, x_max: int) -> dict:
-    """A fixed frame (x over the whole run, fixed height) with faint raw lines under bold EMA lines."""
+    """A fixed frame (x over the whole run, fixed height) with faint raw lines under bold EMA lines, and a
+    dashed vertical line where a setting changed (rows of kind 'event')."""
     color = {"field": "series", "type": "nominal", "title": None, "legend": LEGEND,
              "scale": {"domain": [s.label for s in panel.series], "range": [s.color for s in panel.series]}}
     x = {"field": "step", "type": "quantitative", "title": "step", "scale": {"domain": [0, x_max], "nice": False},
@@ -71,15 +72,31 @@ def panel_spec(panel: Panel, x_max: int) -> dict:
     if panel.reference is not None:
         layers.append({"mark": {"type": "rule", "strokeDash": [4, 4], "color": "#868E96"},
                        "encoding": {"y": {"datum": panel.reference}}})
+    layers.append(EVENT_LAYER)
     return {"title": {"text": panel.title, "fontSize": 17, "anchor": "start"}, "height": 220, "layer": layers,
             "autosize": {"type": "fit-x", "contains": "padding"},       # the height is the plot's own
             "resolve": {"legend": {"color": "independent"}},            # the legend shows the bold lines
             "config": {"legend": {"labelLimit": 300}}}
 
 
+EVENT_LAYER = {"transform": [{"filter": "datum.kind === 'event'"}],
+               "mark": {"type": "rule", "strokeDash": [6, 3], "strokeWidth": 2, "color": "#212529"},
+               "encoding": {"x": {"field": "step", "type": "quantitative"},
+                            "tooltip": [{"field": "step"}, {"field": "series", "title": "changed"}]}}
+
+
+def with_events(rows: pd.DataFrame, events: list) -> pd.DataFrame:
+    """rows and one row per settings change (kind 'event', its text in 'series'), drawn by EVENT_LAYER."""
+    if not events:
+        return rows
+    marks = pd.DataFrame({"step": [e["step"] for e in events], "value": np.nan,
+                          "series": [e["text"] for e in events], "kind": "event"})
+    return pd.concat([rows, marks], ignore_index=True)
+
+
 @st.cache_resource(max_entries=128, show_spinner=False)
 def live_panels(run_id: str, model_name: str, points: int, smoothing: float, target_step: int,
-                _history: dict) -> list[tuple[dict, pa.Table]]:
+                _history: dict, events: tuple = ()) -> list[tuple[dict, pa.Table]]:
     """[(spec, rows)] for each panel the model declares, for a run with `points` log entries: built once
     per new log entry and shared by every viewer (Streamlit only reads them). The frame drawn before the
     first log entry is already the right one. The rows are an Arrow table (with the repeated series and
@@ -88,8 +105,104 @@ def live_panels(run_id: str, model_name: str, points: int, smoothing: float, tar
     CPU samples with 30 viewers of a run (bench/audience.py, py-spy)."""
     steps = _history.get("step", [])
     x_max = max(target_step, steps[-1] if steps else 1)
-    return [(panel_spec(panel, x_max), arrow_rows(panel_rows(_history, panel, smoothing)))
+    marks = [{"step": step, "text": text} for step, text in events]       # (step, text) pairs: hashable
+    return [(panel_spec(panel, x_max), arrow_rows(with_events(panel_rows(_history, panel, smoothing), marks)))
             for panel in MODELS[model_name][1].panels]
+
+
+# ---- what the classifier reads in a run's samples, snapshot by snapshot ---------------------------------------
+def coverage_spec(x_max: int) -> dict:
+    """A heat strip: one row per digit, one cell per snapshot, darker where more of the grid reads as that
+    digit. A collapse shows as rows fading out."""
+    return {"title": {"text": "Digits in the grid, as the classifier reads them", "fontSize": 17, "anchor": "start"},
+            "height": 200, "autosize": {"type": "fit-x", "contains": "padding"},
+            "mark": {"type": "rect", "clip": True},
+            "encoding": {
+                "x": {"field": "step", "type": "quantitative", "title": "step",
+                      "scale": {"domain": [0, x_max], "nice": False}, "axis": {"labelFontSize": 13, "titleFontSize": 14}},
+                "x2": {"field": "until"},
+                "y": {"field": "digit", "type": "ordinal", "title": None,
+                      "axis": {"labelFontSize": 12, "labelOverlap": False}},
+                "color": {"field": "share", "type": "quantitative", "title": "share",
+                          "scale": {"scheme": "blues", "domain": [0, 0.25], "clamp": True},
+                          "legend": {"format": "%", "labelFontSize": 12, "orient": "right"}},
+                "tooltip": [{"field": "digit"}, {"field": "step"}, {"field": "share", "format": ".0%"}]}}
+
+
+def coverage_rows(readings: dict) -> pd.DataFrame:
+    """(step, until, digit, share): each snapshot's shares, each cell reaching to the next snapshot."""
+    steps, shares = readings.get("step", []), readings.get("shares", [])
+    rows = [(s, nxt, str(d), share) for s, nxt, row in zip(steps, steps[1:] + [steps[-1] + 1] if steps else [], shares)
+            for d, share in enumerate(row)]
+    return pd.DataFrame(rows, columns=["step", "until", "digit", "share"])
+
+
+QUALITY_SERIES = {"confidence": ("confidence", "#4C6EF5"), "precision": ("precision", "#2B8A3E"),
+                  "recall": ("recall", "#F03E3E")}
+
+
+def quality_spec(x_max: int) -> dict:
+    color = {"field": "series", "type": "nominal", "title": None, "legend": {**LEGEND, "labelFontSize": 13},
+             "scale": {"domain": [label for label, _ in QUALITY_SERIES.values()],
+                       "range": [c for _, c in QUALITY_SERIES.values()]}}
+    x = {"field": "step", "type": "quantitative", "title": "step", "scale": {"domain": [0, x_max], "nice": False},
+         "axis": {"labelFontSize": 13, "titleFontSize": 14}}
+    y = {"field": "value", "type": "quantitative", "title": None, "scale": {"domain": [0, 1]},
+         "axis": {"labelFontSize": 13}}
+    return {"title": {"text": "Quality and variety of the samples", "fontSize": 17, "anchor": "start"},
+            "height": 170, "autosize": {"type": "fit-x", "contains": "padding"},
+            "layer": [{"mark": {"type": "line", "strokeWidth": 3, "point": True, "clip": True},
+                       "encoding": {"x": x, "y": y, "color": color,
+                                    "tooltip": [{"field": "series"}, {"field": "step"},
+                                                {"field": "value", "format": ".2f"}]}},
+                      EVENT_LAYER],
+            "config": {"legend": {"labelLimit": 300}}}
+
+
+def quality_rows(readings: dict, events: list) -> pd.DataFrame:
+    rows = [(s, v, label, "line") for key, (label, _) in QUALITY_SERIES.items()
+            for s, v in zip(readings.get("step", []), readings.get(key, [])) if v is not None]
+    return with_events(pd.DataFrame(rows, columns=["step", "value", "series", "kind"]), events)
+
+
+# ---- a family of branches on one chart -------------------------------------------------------------------------
+BRANCH_COLOURS = ("#4C6EF5", "#F03E3E", "#2B8A3E", "#F59F00", "#7048E8", "#0CA678", "#E64980", "#495057")
+
+
+def branch_label(index: int, run_id: str, branch_step: int | None) -> str:
+    return f"run {run_id}" if branch_step is None else f"branch {index}: {run_id}, from step {branch_step:,}"
+
+
+def family_spec(panel: Panel, x_max: int, labels: list[str]) -> dict:
+    """One panel's metrics for every branch: colour = branch, dash = metric."""
+    x = {"field": "step", "type": "quantitative", "title": "step", "scale": {"domain": [0, x_max], "nice": False},
+         "axis": {"labelFontSize": 13, "titleFontSize": 14}}
+    y = {"field": "value", "type": "quantitative", "title": None, "axis": {"labelFontSize": 13},
+         "scale": {"domain": list(panel.y_range), "clamp": True} if panel.y_range else {"zero": False}}
+    return {"title": {"text": panel.title, "fontSize": 17, "anchor": "start"}, "height": 220,
+            "autosize": {"type": "fit-x", "contains": "padding"},
+            "mark": {"type": "line", "strokeWidth": 3, "clip": True},
+            "encoding": {"x": x, "y": y,
+                         "color": {"field": "branch", "type": "nominal", "title": None,
+                                   "legend": {**LEGEND, "labelFontSize": 13, "direction": "vertical"},
+                                   "scale": {"domain": labels, "range": list(BRANCH_COLOURS[:len(labels)])}},
+                         "strokeDash": {"field": "series", "type": "nominal", "title": None,
+                                        "legend": {**LEGEND, "labelFontSize": 13}},
+                         "detail": {"field": "line"},
+                         "tooltip": [{"field": "branch"}, {"field": "series"}, {"field": "step"},
+                                     {"field": "value", "format": ".3f"}]},
+            "config": {"legend": {"labelLimit": 400}}}
+
+
+def family_rows(members: list[tuple[str, int | None, dict]], panel: Panel, smoothing: float) -> pd.DataFrame:
+    """members: (label, branch step or None, history). Each branch is drawn from the step it left its parent,
+    smoothed over its whole history (so its line starts where the parent's was)."""
+    frames = []
+    for label, start, history in members:
+        rows = panel_rows(history, panel, smoothing)
+        rows = rows[(rows["kind"] == "smoothed") & (rows["step"] >= (start or 0))]
+        frames.append(rows.assign(branch=label, line=label + rows["series"]))
+    return pd.concat(frames, ignore_index=True)
 
 
 def arrow_rows(rows: pd.DataFrame) -> pa.Table:

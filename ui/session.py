@@ -13,15 +13,28 @@ from aigc.runs import Run, RunRegistry
 from . import cached
 
 MY_RUNS = "my_runs"          # session key: ids of the runs this tab has started or watched, newest last
+MY_KEYS = "my_keys"          # session key: {run id: key} of the runs this tab started, to control its branches
 SMOOTHING = "smoothing"      # session key: EMA factor of the loss charts
 
 
 def addressed_run(registry: RunRegistry) -> tuple[Run | None, bool]:
     """The run named in the page address (?run=…) and whether this tab may control it (&key=…)."""
     run = registry.get(st.query_params.get("run"))
-    if run is not None:
-        remember_run(run.id)      # Explore offers the runs this tab has seen, once they end
-    return run, run is not None and run.opens_with(st.query_params.get("key", ""))
+    if run is None:
+        return None, False
+    remember_run(run.id)          # Explore offers the runs this tab has seen, once they end
+    can_control = run.opens_with(st.query_params.get("key", ""))
+    if can_control:
+        remember_key(run.id, st.query_params["key"])     # its branches' page links back with it
+    return run, can_control
+
+
+def remember_key(run_id: str, key: str) -> None:
+    st.session_state.setdefault(MY_KEYS, {})[run_id] = key
+
+
+def known_key(run_id: str) -> str | None:
+    return st.session_state.get(MY_KEYS, {}).get(run_id)
 
 
 def owner() -> str:

@@ -130,6 +130,7 @@ class GenerativeModel(nn.Module):
     base_model: ClassVar[str | None] = None   # the family a model is trained on top of (a trained checkpoint of it)
     update_phases: ClassVar[dict[str, str]] = {}   # parts train_step can update alone (phase=): {name: what it is}
     diagnoses: ClassVar[tuple[str, ...]] = ("collapse", "diverging", "plateau")   # what the coach watches for (aigc.coach)
+    loss_ceilings: ClassVar[dict[str, float]] = {}   # a logged loss above this is exploding (the coach's "diverging")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -259,6 +260,7 @@ class GAN(GenerativeModel):
              "drew every kind of digit after 12 s of training on 2 CPU cores; the plain one had not after 2 minutes.")
     update_phases = {"d": "one D update", "g": "one G update"}
     diagnoses = ("collapse", "discriminator_wins", "oscillating", "diverging", "plateau")
+    loss_ceilings = {"loss_g": 10.0}     # healthy cgan runs peaked at 7.2, early on; every blow-up passed 10 by step 30
     generator: nn.Module
     discriminator: nn.Module
 
