@@ -20,12 +20,12 @@ COLLAPSE_COVERAGE = 6          # fewer digits than this in the 64-sample grid (h
 COLLAPSE_WARMUP = 100          # ...from this many steps on (before, the grid is blobs for any run)
 COLLAPSE_ONE_DIGIT = 30 / 64   # or one digit this share of the grid (healthy: ≤ 25/64 after step 200)...
 COLLAPSE_ONE_DIGIT_WARMUP = 200
-COLLAPSE_CONFIDENCE = 0.5      # of samples that read as digits
 D_WINS_REAL, D_WINS_FAKE = 0.9, 0.1    # D(x) above and D(G(z)) below, averaged over the last LOGS_RECENT logs
 D_WINS_WARMUP = 350            # healthy runs pass through this early on: last seen at steps 185-245
 LOGS_RECENT = 10
 OSCILLATION_SWING = 0.12       # mean |change| of D(G(z)) between logs over 40 logs (healthy: ≤ 0.058)
 DIVERGING_FACTOR = 4.0         # a loss this many times its median since the last change, rising 3 logs in a row
+                               # (for a model without loss_ceilings)
 PLATEAU_WINDOW = 0.3           # the last 30% of the steps since the last change...
 PLATEAU_GAIN = 0.01            # ...beat the best confidence before them by less than this
 PLATEAU_MIN_STEP = 1000
@@ -110,8 +110,8 @@ def likely_remedy(m: Measured) -> Remedy | None:
 
 
 def collapse(m: Measured) -> Diagnosis | None:
-    coverage, confidence, shares = m.read("coverage"), m.read("confidence"), m.read("shares")
-    if len(coverage) < 2 or confidence[-1][1] < COLLAPSE_CONFIDENCE:
+    coverage, shares = m.read("coverage"), m.read("shares")
+    if len(coverage) < 2:               # (the samples may be blobs still: a collapse to one blob is one too)
         return None
     (step, now), (_, before) = coverage[-1], coverage[-2]
     top, top_before = max(shares[-1][1]), max(shares[-2][1])
@@ -172,7 +172,9 @@ def oscillating(m: Measured) -> Diagnosis | None:
 def diverging(m: Measured) -> Diagnosis | None:
     model = MODELS[m.model][1]
     labels = {series.metric: series.label for panel in model.panels for series in panel.series}
-    for name in (k for k in model.metric_names if k.startswith("loss")):
+    # a model that knows how high its losses go in health is judged by that alone: a GAN's D loss falls and
+    # rises again as D and G trade the lead, which a rule against the loss's own median takes for divergence
+    for name in model.loss_ceilings or [k for k in model.metric_names if k.startswith("loss")]:
         values = m.logs(name)
         if len(values) < 3:
             continue

@@ -151,7 +151,7 @@ class Run:
     branch_changes: dict = field(default_factory=dict)     # settings its branch changes, applied as it starts
     branch_points: list = field(default_factory=list)      # [BranchPoint], oldest first
     max_branch_points: int = 16
-    branch_memory: int = 128 * 2**20
+    branch_memory: int = 96 * 2**20
     events: list = field(default_factory=list)
     readings: dict = field(default_factory=lambda: {k: [] for k in READING_KEYS})
     diagnoses: list = field(default_factory=list)
@@ -292,7 +292,7 @@ class RunRegistry:
                  idle_timeout: float = 90.0, runs_dir: str | os.PathLike | None = None,
                  max_snapshots: int = 48, clock=time.monotonic, janitor_interval: float = 0.0,
                  state_every: float = 30.0, state_quota: int = 2**30, threads: int | None = None,
-                 max_branch_points: int = 16, branch_memory: int = 128 * 2**20, branch_memory_total: int = 512 * 2**20,
+                 max_branch_points: int = 16, branch_memory: int = 96 * 2**20, branch_memory_total: int = 256 * 2**20,
                  monitor: bool = True):
         self.max_jobs = max_jobs or default_max_jobs()
         self.max_branch_points = max_branch_points

@@ -373,10 +373,10 @@ class Trainer:
         if self._cuda_rng_state is not None and stream.get("cuda_rng") is not None:
             self._cuda_rng_state = stream["cuda_rng"].clone()
         self._perm_gen.set_state(stream["perm"].clone())
-        self._order = stream["order"].to(self.device)
+        self._order = stream["order"].to(self.device, copy=True)         # copies: a state read back is mapped
         self._cursor = int(stream["cursor"])
         self.train_seconds = float(stream["seconds"])
-        self._window = {k: v.to(self.device) for k, v in stream["window"].items()}
+        self._window = {k: v.to(self.device, copy=True) for k, v in stream["window"].items()}
         self._window_steps = int(stream["window_steps"])
 
     def state(self) -> dict:

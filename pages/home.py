@@ -12,7 +12,9 @@ with intro:
         "<p style='font-size:1.3rem'>Pick a generative model, train it live on MNIST's 60,000 handwritten "
         "digits, and explore what it learned.</p>", unsafe_allow_html=True)
     st.markdown("### 1 · Train\nChoose a model and press **Start**. Losses and a grid of samples update a few "
-                "times a second; digits appear after 10 to 25 seconds of training on a 2-core CPU, depending on the CPU.")
+                "times a second; digits appear after 10 to 25 seconds of training on a 2-core CPU, depending on the CPU. "
+                "A coach says what is going wrong and offers a cure you apply while it trains; a lesson shows a "
+                "failure on purpose; the time machine rewinds to an earlier moment and tries other settings from there.")
     st.markdown("### 2 · Explore\nMove sliders to walk through the model's *latent space*: make strokes thicker, "
                 "lean the digit, morph one sample into another.")
     st.markdown("### 3 · Compare\nSee the shipped models side by side on the same random seeds, with quality "
@@ -39,7 +41,10 @@ with left:
     st.markdown(
         "The chart on the Train page shows both losses and D's average verdicts: **D(x)** on real digits and "
         "**D(G(z))** on generated ones. Neither loss goes to zero in a healthy run; they hover while the "
-        "samples improve. At the game's equilibrium D can no longer tell, and both verdicts sit at ½.")
+        "samples improve. At the game's equilibrium D can no longer tell, and both verdicts sit at ½. When D "
+        "wins outright (D(x) → 1, D(G(z)) → 0), G's gradient carries no direction and it stops learning; when "
+        "a few digits fool D best, G may draw only those (**mode collapse**). The Train page's lessons show "
+        "both, and how to cure them.")
     st.markdown(
         "One smooth space of *z* must hold all ten digits, so a plain GAN also draws the in-between shapes "
         "that join one digit to the next, and often favours some digits. A **self-conditioned** GAN (Liu et "

@@ -640,3 +640,15 @@ def test_a_lesson_pauses_at_the_coachs_warning_its_remedy_applies_and_a_branch_r
               if spec.get("encoding", {}).get("color", {}).get("field") == "branch"]
     assert family and family[0]["encoding"]["color"]["scale"]["domain"] == [
         f"run {run.id}", f"branch 1: {branch.id}, from step {first}"]
+
+
+def test_the_readings_charts_stay_bounded_however_long_the_run():
+    n = 5000
+    readings = {"step": list(range(25, 25 * n + 1, 25)), "shares": [[0.1] * 10] * n, "confidence": [0.9] * n,
+                "coverage": [10] * n, "precision": [0.8 if i % 20 == 0 else None for i in range(n)],
+                "recall": [0.7 if i % 20 == 0 else None for i in range(n)]}
+    strip = charts.coverage_rows(readings)
+    assert len(strip) == 10 * charts.MAX_POINTS and strip["step"].iloc[-10] == 25 * n
+    assert (strip["until"] > strip["step"]).all(), "every cell has a width"
+    quality = charts.quality_rows(readings, [{"step": 100, "text": "β₁ 0.9 → 0.5"}])
+    assert len(quality) <= 3 * charts.MAX_POINTS + 1 and (quality["kind"] == "event").sum() == 1

@@ -35,6 +35,10 @@ def one_digit(step):          # the grid fills with 3s from step 300
 
 def test_a_healthy_run_gets_no_warning():
     assert kinds(gan_run(steps=900)) == []
+    # D's loss falls while D leads early on and rises again as G catches up: that is no divergence
+    d_loss_back = gan_run(steps=200)
+    d_loss_back.history["loss_d"] = [0.3] * 33 + [0.5, 0.8, 1.3, 1.35, 1.4, 1.45, 1.5]
+    assert kinds(d_loss_back) == []
 
 
 def test_collapse_names_the_lost_digits_and_offers_momentum_back():

@@ -33,6 +33,11 @@ def ema(values: list[float], alpha: float) -> list[float]:
 MAX_POINTS = 200        # per line: about one per 3 px of a chart on a projector
 
 
+def spread(n: int, max_points: int) -> list[int]:
+    """At most max_points indices of n, evenly spread, the first and the last among them."""
+    return sorted({round(i * (n - 1) / (max_points - 1)) for i in range(max_points)}) if n > max_points else list(range(n))
+
+
 def panel_rows(history: dict, panel: Panel, smoothing: float, max_points: int = MAX_POINTS) -> pd.DataFrame:
     """Long-form rows (step, value, series, kind) for one panel, raw values and their EMA (over every log
     entry), in step order, at most `max_points` evenly spread log entries per line, the last always among
@@ -46,8 +51,7 @@ def panel_rows(history: dict, panel: Panel, smoothing: float, max_points: int = 
         lines[(s.label, "smoothed")] = ema(values, smoothing) if smoothing > 0 else values
         if smoothing > 0:
             lines[(s.label, "raw")] = values
-    shown = sorted({round(i * (n - 1) / (max_points - 1)) for i in range(max_points)}) if n > max_points else range(n)
-    rows = [(steps[i], ys[i], label, kind) for i in shown for (label, kind), ys in lines.items()]
+    rows = [(steps[i], ys[i], label, kind) for i in spread(n, max_points) for (label, kind), ys in lines.items()]
     return pd.DataFrame(rows, columns=["step", "value", "series", "kind"])
 
 
@@ -130,10 +134,12 @@ def coverage_spec(x_max: int) -> dict:
 
 
 def coverage_rows(readings: dict) -> pd.DataFrame:
-    """(step, until, digit, share): each snapshot's shares, each cell reaching to the next snapshot."""
-    steps, shares = readings.get("step", []), readings.get("shares", [])
-    rows = [(s, nxt, str(d), share) for s, nxt, row in zip(steps, steps[1:] + [steps[-1] + 1] if steps else [], shares)
-            for d, share in enumerate(row)]
+    """(step, until, digit, share): each snapshot's shares (at most MAX_POINTS snapshots, evenly spread), each
+    cell reaching to the next one shown."""
+    shown = spread(len(readings.get("step", [])), MAX_POINTS)
+    steps, shares = [readings["step"][i] for i in shown], [readings["shares"][i] for i in shown]
+    last = [steps[-1] + (steps[-1] - steps[-2] if len(steps) > 1 else 1)] if steps else []
+    rows = [(s, nxt, str(d), share) for s, nxt, row in zip(steps, steps[1:] + last, shares) for d, share in enumerate(row)]
     return pd.DataFrame(rows, columns=["step", "until", "digit", "share"])
 
 
@@ -160,8 +166,9 @@ def quality_spec(x_max: int) -> dict:
 
 
 def quality_rows(readings: dict, events: list) -> pd.DataFrame:
-    rows = [(s, v, label, "line") for key, (label, _) in QUALITY_SERIES.items()
-            for s, v in zip(readings.get("step", []), readings.get(key, [])) if v is not None]
+    steps = readings.get("step", [])
+    rows = [(steps[i], readings[key][i], label, "line") for key, (label, _) in QUALITY_SERIES.items()
+            for i in spread(len(steps), MAX_POINTS) if readings[key][i] is not None]
     return with_events(pd.DataFrame(rows, columns=["step", "value", "series", "kind"]), events)
 
 

@@ -130,7 +130,8 @@ class GenerativeModel(nn.Module):
     base_model: ClassVar[str | None] = None   # the family a model is trained on top of (a trained checkpoint of it)
     update_phases: ClassVar[dict[str, str]] = {}   # parts train_step can update alone (phase=): {name: what it is}
     diagnoses: ClassVar[tuple[str, ...]] = ("collapse", "diverging", "plateau")   # what the coach watches for (aigc.coach)
-    loss_ceilings: ClassVar[dict[str, float]] = {}   # a logged loss above this is exploding (the coach's "diverging")
+    loss_ceilings: ClassVar[dict[str, float]] = {}   # a logged loss above this is exploding (the coach's "diverging");
+                                                     # without any, a loss is judged against its own median
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

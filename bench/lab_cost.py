@@ -1,0 +1,73 @@
+"""What watching a run costs it: the Train page's recipe trained by a bare Trainer against the same run in a
+RunRegistry, which adds at every snapshot the classifier's reading (aigc.monitor), the coach at every log
+and a branch point (the trainer's whole state), in one process, alternating which goes first each round.
+Then, per model, what one branch point costs: the time of Trainer.state() and the bytes it holds.
+
+    .venv/bin/python bench/lab_cost.py                       # cgan, 1,000 steps x 3 rounds
+    .venv/bin/python bench/lab_cost.py --model dcgan --steps 600 --rounds 5
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
+from aigc import MODELS, TrainConfig, Trainer, configure_threads, describe_device, load_mnist, pick_device  # noqa: E402
+from aigc.runs import BranchPoint, RunRegistry  # noqa: E402
+
+
+def bare(config: TrainConfig, data) -> float:
+    trainer = Trainer(config, data=data)
+    started = time.perf_counter()
+    trainer.run()
+    return config.steps * config.batch_size / (time.perf_counter() - started)
+
+
+def watched(config: TrainConfig) -> float:
+    """Images per second of the run in a registry, from its trainer's own clock (as the bare run's, from the
+    first step to the last)."""
+    registry = RunRegistry(max_jobs=1, idle_timeout=1e9)
+    run = registry.submit(config)
+    while registry.view(run).active:
+        time.sleep(0.05)
+    view = registry.view(run)
+    return config.steps * config.batch_size / view.history["seconds"][-1]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="cgan")
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args()
+    threads = configure_threads()
+    print(f"device: {describe_device(pick_device())}, {threads} torch threads")
+    config = TrainConfig.for_model(args.model, steps=args.steps)
+    data = load_mnist(train=True)
+    ratios = []
+    for i in range(args.rounds):
+        first, second = (bare, watched) if i % 2 == 0 else (watched, bare)
+        speeds = {f.__name__: f(config, data) if f is bare else f(config) for f in (first, second)}
+        ratios.append(speeds["watched"] / speeds["bare"])
+        print(f"round {i + 1}: bare {speeds['bare']:,.0f} images/s, in the registry {speeds['watched']:,.0f} "
+              f"({ratios[-1]:.3f})")
+    print(f"median watched / bare: {statistics.median(ratios):.3f}")
+    for name in MODELS:
+        if MODELS[name][1].base_model:
+            continue            # built on another model's checkpoint: its own branch points are the flow's
+        trainer = Trainer(TrainConfig.for_model(name, steps=2), data=data)
+        trainer.run()
+        times = []
+        for _ in range(10):
+            started = time.perf_counter()
+            state = trainer.state()
+            times.append((time.perf_counter() - started) * 1000)
+        print(f"{name:10s} branch point: {statistics.median(times):.1f} ms, "
+              f"{BranchPoint(0, None, state).nbytes / 2**20:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
