@@ -3,20 +3,37 @@ RunRegistry, which adds at every snapshot the classifier's reading (aigc.monitor
 and a branch point (the trainer's whole state), in one process, alternating which goes first each round.
 Then, per model, what one branch point costs: the time of Trainer.state() and the bytes it holds.
 
+Both trainings run on threads of their own, as in the server, and the main thread runs no torch: once a
+process's main thread has run torch's parallel operations, a training on another thread runs at about
+55% of its speed (measured here: 1,793 against 3,088 images/s), as if OpenMP's two thread teams got in
+each other's way. The server's main thread never does (pages run in threads of their own), and
+bench/audience.py found its training at 99% of a process of its own.
+
     .venv/bin/python bench/lab_cost.py                       # cgan, 1,000 steps x 3 rounds
     .venv/bin/python bench/lab_cost.py --model dcgan --steps 600 --rounds 5
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")                   # as app.py sets it, before torch loads
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
-from aigc import MODELS, TrainConfig, Trainer, configure_threads, describe_device, load_mnist, pick_device  # noqa: E402
+from aigc import MODELS, TrainConfig, Trainer, describe_device, load_mnist, pick_device  # noqa: E402
 from aigc.runs import BranchPoint, RunRegistry  # noqa: E402
+
+
+def on_a_thread(fn, *args):
+    out = []
+    thread = threading.Thread(target=lambda: out.append(fn(*args)))
+    thread.start()
+    thread.join()
+    return out[0]
 
 
 def bare(config: TrainConfig, data) -> float:
@@ -24,6 +41,18 @@ def bare(config: TrainConfig, data) -> float:
     started = time.perf_counter()
     trainer.run()
     return config.steps * config.batch_size / (time.perf_counter() - started)
+
+
+def branch_point(name: str, data) -> tuple[float, float]:
+    """Median ms of Trainer.state() and the MB it holds, for a model after 2 steps."""
+    trainer = Trainer(TrainConfig.for_model(name, steps=2), data=data)
+    trainer.run()
+    times = []
+    for _ in range(10):
+        started = time.perf_counter()
+        state = trainer.state()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), BranchPoint(0, None, state).nbytes / 2**20
 
 
 def watched(config: TrainConfig) -> float:
@@ -43,14 +72,13 @@ def main():
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
-    threads = configure_threads()
-    print(f"device: {describe_device(pick_device())}, {threads} torch threads")
+    print(f"device: {describe_device(pick_device())}")
     config = TrainConfig.for_model(args.model, steps=args.steps)
-    data = load_mnist(train=True)
+    data = on_a_thread(load_mnist, True)
     ratios = []
     for i in range(args.rounds):
         first, second = (bare, watched) if i % 2 == 0 else (watched, bare)
-        speeds = {f.__name__: f(config, data) if f is bare else f(config) for f in (first, second)}
+        speeds = {f.__name__: on_a_thread(bare, config, data) if f is bare else watched(config) for f in (first, second)}
         ratios.append(speeds["watched"] / speeds["bare"])
         print(f"round {i + 1}: bare {speeds['bare']:,.0f} images/s, in the registry {speeds['watched']:,.0f} "
               f"({ratios[-1]:.3f})")
@@ -58,15 +86,8 @@ def main():
     for name in MODELS:
         if MODELS[name][1].base_model:
             continue            # built on another model's checkpoint: its own branch points are the flow's
-        trainer = Trainer(TrainConfig.for_model(name, steps=2), data=data)
-        trainer.run()
-        times = []
-        for _ in range(10):
-            started = time.perf_counter()
-            state = trainer.state()
-            times.append((time.perf_counter() - started) * 1000)
-        print(f"{name:10s} branch point: {statistics.median(times):.1f} ms, "
-              f"{BranchPoint(0, None, state).nbytes / 2**20:.1f} MB")
+        ms, mb = on_a_thread(branch_point, name, data)
+        print(f"{name:10s} branch point: {ms:.1f} ms, {mb:.1f} MB")
 
 
 if __name__ == "__main__":

@@ -163,7 +163,9 @@ def branches():
     lab.branches(registry, run, registry.view(run), st.session_state.get(session.SMOOTHING, 0.8))
 
 
-st.fragment(run_every=1.0 if any(registry.view(r).active for r in registry.family(run)) else None)(branches)()
+family = registry.family(run)
+if len(family) > 1:       # redrawn every second while one of them trains: a run without branches costs no polls
+    st.fragment(run_every=1.0 if any(registry.view(r).active for r in family) else None)(branches)()
 if can_control and view.status is Status.PAUSED:
     st.divider()
     lab.time_machine(registry, run, view)

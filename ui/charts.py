@@ -172,6 +172,17 @@ def quality_rows(readings: dict, events: list) -> pd.DataFrame:
     return with_events(pd.DataFrame(rows, columns=["step", "value", "series", "kind"]), events)
 
 
+@st.cache_resource(max_entries=128, show_spinner=False)
+def reading_panels(run_id: str, readings: int, target_step: int, _readings: dict,
+                   events: tuple = ()) -> list[tuple[dict, pa.Table]]:
+    """[(spec, rows)] of the digit strip and the quality chart for a run with `readings` readings, built once
+    per new reading and shared by every viewer, as live_panels are."""
+    x_max = max(target_step, _readings["step"][-1])
+    marks = [{"step": step, "text": text} for step, text in events]
+    return [(coverage_spec(x_max), arrow_rows(coverage_rows(_readings), ("digit",))),
+            (quality_spec(x_max), arrow_rows(quality_rows(_readings, marks)))]
+
+
 # ---- a family of branches on one chart -------------------------------------------------------------------------
 BRANCH_COLOURS = ("#4C6EF5", "#F03E3E", "#2B8A3E", "#F59F00", "#7048E8", "#0CA678", "#E64980", "#495057")
 
@@ -212,8 +223,8 @@ def family_rows(members: list[tuple[str, int | None, dict]], panel: Panel, smoot
     return pd.concat(frames, ignore_index=True)
 
 
-def arrow_rows(rows: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(rows.astype({"series": "category", "kind": "category"}), preserve_index=False)
+def arrow_rows(rows: pd.DataFrame, categories: tuple = ("series", "kind")) -> pa.Table:
+    return pa.Table.from_pandas(rows.astype({c: "category" for c in categories}), preserve_index=False)
 
 
 # ---- the 2-D latent map ---------------------------------------------------------------------------------------
