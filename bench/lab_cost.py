@@ -3,11 +3,11 @@ RunRegistry, which adds at every snapshot the classifier's reading (aigc.monitor
 and a branch point (the trainer's whole state), in one process, alternating which goes first each round.
 Then, per model, what one branch point costs: the time of Trainer.state() and the bytes it holds.
 
-Both trainings run on threads of their own, as in the server, and the main thread runs no torch: once a
-process's main thread has run torch's parallel operations, a training on another thread runs at about
-55% of its speed (measured here: 1,793 against 3,088 images/s), as if OpenMP's two thread teams got in
-each other's way. The server's main thread never does (pages run in threads of their own), and
-bench/audience.py found its training at 99% of a process of its own.
+Both trainings run on threads of their own, as in the server, and the main thread runs no torch: while
+another living thread of the process has run torch's parallel operations, a training thread runs at about
+55% of its speed (measured 2026-11-30: 1,820 against 3,208 images/s, full speed again once that thread
+ended), as if two OpenMP thread teams got in each other's way. In the server only training threads are
+long-lived and run torch.
 
     .venv/bin/python bench/lab_cost.py                       # cgan, 1,000 steps x 3 rounds
     .venv/bin/python bench/lab_cost.py --model dcgan --steps 600 --rounds 5
