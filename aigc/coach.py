@@ -276,4 +276,9 @@ PRESETS = {p.name: p for p in (
            "Ten times the learning rate and β₁ 0.9: digits appear, then G's loss shoots past 10 within about 30 "
            "steps and D saturates. The coach pauses at the first sign; β₁ back at 0.5 saves the run. Applied "
            "too late it cannot: then branch from a moment before the explosion.", shows="diverging"),
+    Preset("posterior_collapse", "A VAE's posterior collapse, and its cure", "vae", {"seed": 0},
+           "A VAE whose KL term weighs 20 times what the ELBO gives it: the codes carry almost nothing about "
+           "the digit (under 0.2 nats) and every sample is the same blurred average. The coach pauses at step "
+           "200 and offers β 5; the KL climbs past 1 nat within about 100 steps and the samples start to "
+           "differ.", shows="posterior_collapse", model_args={"beta": 20.0}),
 )}

@@ -3,9 +3,9 @@
 For each failure preset (aigc.coach.PRESETS) and seed: the run without a remedy, recording the step at which
 the grid's coverage first falls below 6 of 10 digits and the step of each diagnosis; then the same run with
 the coach pausing it at the warning the lesson is about (as the Train page's lessons do) and its remedy
-applied there, recording how many steps the grid
-takes to show 9 or more digits again. For the healthy recipe: full runs with several seeds, and every
-warning the coach gave (there should be none).
+applied there, recording how many steps the grid takes to show 9 or more digits again (and a VAE's KL
+term to carry 1 nat again). For the healthy recipe: full runs with several seeds, and every warning the
+coach gave (there should be none).
 
     python bench/coach.py                         # all presets, seeds 0 1 2
     python bench/coach.py --presets collapse --seeds 0 --steps 600
@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from aigc import PRESETS, TrainConfig, describe_device, pick_device
-from aigc.coach import COLLAPSE_COVERAGE, COLLAPSE_WARMUP
+from aigc import MODELS, PRESETS, TrainConfig, describe_device, pick_device
+from aigc.coach import COLLAPSE_COVERAGE, COLLAPSE_WARMUP, POSTERIOR_COLLAPSE_KL
 from aigc.runs import RunRegistry
 
 RECOVERED = 9
@@ -50,11 +50,14 @@ def watch(registry: RunRegistry, run, remedy: bool) -> dict:
     readings = view.readings
     fell = next((s for s, c in zip(readings["step"], readings["coverage"])
                  if s >= COLLAPSE_WARMUP and c < COLLAPSE_COVERAGE), None)
-    recovered = None
+    recovered = kl_back = None
     if remedied_at is not None:
         recovered = next((s - remedied_at[0] for s, c in zip(readings["step"], readings["coverage"])
                           if s > remedied_at[0] and c >= RECOVERED), None)
+        kl_back = next((s - remedied_at[0] for s, kl in zip(view.history["step"], view.history.get("kl", []))
+                        if s > remedied_at[0] and kl >= POSTERIOR_COLLAPSE_KL), None)
     return {"first": first, "fell": fell, "remedy": remedied_at, "paused": paused_step, "recovered_after": recovered,
+            "kl_back_after": kl_back,
             "final_coverage": readings["coverage"][-1], "status": view.status.value, "step": view.step}
 
 
@@ -79,8 +82,10 @@ def main() -> None:
             print(f"{name:19s} seed {seed}: coverage < {COLLAPSE_COVERAGE} at step {plain['fell']}, "
                   f"'{PRESETS[name].shows}' diagnosed at step {shown} (lag {lag}); all diagnoses {plain['first']}; "
                   f"final coverage {plain['final_coverage']}")
+            kl = (f", KL >= {POSTERIOR_COLLAPSE_KL:g} nat again after {cured['kl_back_after']} steps"
+                  if "kl" in MODELS[PRESETS[name].model][1].metric_names else "")
             print(f"{'':19s}   with the coach: paused at step {cured['paused']}, remedy {cured['remedy']}, "
-                  f"coverage >= {RECOVERED} again after {cured['recovered_after']} steps; final coverage "
+                  f"coverage >= {RECOVERED} again after {cured['recovered_after']} steps{kl}; final coverage "
                   f"{cured['final_coverage']} ({time.perf_counter() - started:.0f} s)")
     if not args.skip_healthy:
         for seed in args.seeds:
