@@ -115,14 +115,14 @@ class SampleMonitor:
         return self._net
 
     def measure(self, model: GenerativeModel, grid: torch.Tensor) -> dict:
-        """grid (b, 1, 28, 28) in [-1, 1] -> shares (10 floats, sum 1), confidence, coverage, and
-        precision and recall (floats at every `every`-th call, else None)."""
+        """grid (b, 1, 28, 28) in [-1, 1] -> shares (10 floats, sum 1), confidence, coverage, digits_ok
+        (aigc.metrics' definitions), and precision and recall (floats at every `every`-th call, else None)."""
         net = self._load(model.device)
         _, probs = classify(grid, net)                                                  # (b, 10)
         score = score_probabilities(probs)
         hist = torch.tensor(score["class_hist"], dtype=torch.float64)                   # (10,)
         out = {"shares": (hist / hist.sum()).tolist(), "confidence": score["confidence"],
-               "coverage": score["coverage"], "precision": None, "recall": None}
+               "coverage": score["coverage"], "digits_ok": score["digits_ok"], "precision": None, "recall": None}
         self.calls += 1
         if self.calls % self.every == 0:
             real, radii = _real_reference(self.classifier, self.n, self.k, self.seed, str(data_root()))

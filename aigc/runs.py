@@ -46,7 +46,7 @@ from .models import MODELS, check_base
 from .monitor import SampleMonitor
 from .trainer import Status, TrainConfig, Trainer, check_changes
 
-READING_KEYS = ("step", "shares", "confidence", "coverage", "precision", "recall")
+READING_KEYS = ("step", "shares", "confidence", "coverage", "digits_ok", "precision", "recall")
 
 
 def default_max_jobs() -> int:
@@ -211,9 +211,9 @@ class Run:
 
     # ---- trainer callbacks (worker thread) -------------------------------------------------------
     def _on_log(self, trainer: Trainer) -> None:
-        live = {s.name: s.default for s in trainer.live_settings()}
+        live_settings = trainer.live_settings()
         measured = Measured(self.config.model, trainer.step, trainer.target_step, trainer.history,
-                            self.readings, trainer.events, live)
+                            self.readings, trainer.events, {s.name: s.default for s in live_settings})
         diagnoses = diagnose(measured)
         new = [d for d in diagnoses if d.severity == "warning" and d.kind not in self.paused_on
                and (not self.pause_on or d.kind in self.pause_on)]
@@ -226,7 +226,7 @@ class Run:
             self.last_log = dict(trainer.last_log)
             self.history = {k: list(v) for k, v in trainer.history.items()}
             self.events = [dict(e) for e in trainer.events]
-            self.live_settings = trainer.live_settings()
+            self.live_settings = live_settings
             self.diagnoses = diagnoses
             self.config = trainer.config
 
@@ -703,8 +703,14 @@ class RunRegistry:
                    last_log=state["last_log"], grid=snapshots[-1][1] if snapshots else None, snapshots=snapshots,
                    final_checkpoint=checkpoint, last_seen=self.clock(), max_snapshots=self.max_snapshots,
                    family=state.get("family", ""), parent=state.get("parent"), branch_step=state.get("branch_step"),
-                   readings=state.get("readings") or {k: [] for k in READING_KEYS},
+                   readings=_readings(state.get("readings") or {}),
                    events=list(checkpoint.get("events", [])))
+
+
+def _readings(saved: dict) -> dict:
+    """Readings read back, with every key READING_KEYS names (None where an older server did not measure it)."""
+    steps = list(saved.get("step", []))
+    return {k: steps if k == "step" else list(saved.get(k, [None] * len(steps))) for k in READING_KEYS}
 
 
 def split_state(saved: dict) -> tuple[dict, dict, list]:

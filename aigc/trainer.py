@@ -453,7 +453,7 @@ class Trainer:
                         self.events.append({"step": self.step, "text": self.model.update_phases[value],
                                             "kind": "update"})
                         self.last_log = {**self.last_log, **{k: v.item() for k, v in metrics.items()},
-                                         "update": value}
+                                         "update": value, "updated": list(metrics)}
                         self.trigger("on_log")
                         self._redraw()
                         continue

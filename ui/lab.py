@@ -11,7 +11,6 @@ import torch
 from aigc import MODELS, PRESETS, Status, TrainConfig, live_values
 from aigc.drawing import nearest_training_digits
 from aigc.images import grid
-from aigc.metrics import DIGITS_OK_CONFIDENCE
 from aigc.runs import Run, RunRegistry, RunView
 
 from . import cached, charts, session, widgets
@@ -91,12 +90,10 @@ def grid_reading(view: RunView, step: int) -> dict | None:
     """The classifier's reading of the grid drawn at `step`, as the run's monitor made it while training
     (as cached.quick_score gives it), or None if it has none for that grid."""
     r = view.readings
-    if not r.get("step") or r["step"][-1] != step:
+    if not r.get("step") or r["step"][-1] != step or r["digits_ok"][-1] is None:
         return None
-    present = sum(1 for share in r["shares"][-1] if share > 0)
-    confidence = r["confidence"][-1]
-    return {"confidence": confidence, "present": present,
-            "digits_ok": confidence >= DIGITS_OK_CONFIDENCE and present == len(r["shares"][-1])}
+    return {"confidence": r["confidence"][-1], "present": sum(1 for share in r["shares"][-1] if share > 0),
+            "digits_ok": r["digits_ok"][-1]}
 
 
 def live_settings(registry: RunRegistry, run: Run, view: RunView) -> None:
@@ -107,7 +104,8 @@ def live_settings(registry: RunRegistry, run: Run, view: RunView) -> None:
         columns = st.columns(min(3, max(1, len(view.live_settings))))
         chosen = {s.name: widgets.setting_input(s, key=f"live-{view.id}-{s.name}-{s.default}", where=columns[i % 3])
                   for i, s in enumerate(view.live_settings)}
-        changes = {k: v for k, v in chosen.items() if v != next(s.default for s in view.live_settings if s.name == k)}
+        now = {s.name: s.default for s in view.live_settings}
+        changes = {k: v for k, v in chosen.items() if v != now[k]}
         if st.button("Apply", key=f"apply-{view.id}", disabled=not changes):
             try:
                 registry.change(run, **changes)
@@ -123,10 +121,10 @@ def slow_motion(registry: RunRegistry, run: Run, view: RunView) -> None:
     for column, (label, request) in zip(st.columns(len(buttons)), buttons):
         if column.button(label, key=f"slow-{label}", width="stretch"):
             registry.advance(run, **request)
-    if view.last_log.get("update"):
-        log = view.last_log
-        st.caption("After that update: " + ", ".join(
-            f"{name} {log[name]:.3f}" for name in ("d_real", "d_fake", "loss_d", "loss_g") if name in log))
+    if view.last_log.get("update"):          # what the one update reported, in its panels' words
+        series = [x for panel in MODELS[view.model][1].panels for x in panel.series]
+        st.caption(f"After {view.update_phases.get(view.last_log['update'], 'that update')}: " + ", ".join(
+            f"{x.label} {view.last_log[x.metric]:.3f}" for x in series if x.metric in view.last_log["updated"]))
 
 
 def time_machine(registry: RunRegistry, run: Run, view: RunView) -> None:
