@@ -92,6 +92,11 @@ class RunView:
     def active(self) -> bool:
         return self.status.active
 
+    @property
+    def marks(self) -> tuple:
+        """Its events as (step, text) pairs, for the charts' dashed lines (hashable: a cache key)."""
+        return tuple((e["step"], e["text"]) for e in self.events)
+
 
 @dataclass
 class BranchPoint:

@@ -283,14 +283,8 @@ class Trainer:
         return tuple(settings)
 
     def live_value(self, name: str):
-        kind, _, key = name.partition(".")
-        if kind == "lr":
-            return (self.optimizers[key] if key else next(iter(self.optimizers.values()))).param_groups[0]["lr"]
-        if name == "beta1":
-            return next(iter(self.optimizers.values())).param_groups[0]["betas"][0]
-        if name == "batch_size":
-            return self.config.batch_size
-        return getattr(self.model.config, name)
+        groups = {k: opt.param_groups[0] for k, opt in self.optimizers.items()}
+        return _live_value(name, groups, self.config.batch_size, vars(self.model.config))
 
     def change(self, **values) -> None:
         """Changes settings of the running run at its next step boundary (a coach's remedy, a person's
@@ -527,14 +521,23 @@ class Trainer:
 
 def live_values(state: dict, settings) -> dict:
     """The values of live settings (Setting names, as Trainer.live_settings) in a state (Trainer.state())."""
-    optimizers, config = state["optimizers"], state["train_config"]
-    values = {}
-    for s in settings:
-        kind, _, key = s.name.partition(".")
-        group = (optimizers[key] if key else next(iter(optimizers.values())))["param_groups"][0]
-        values[s.name] = (group["lr"] if kind == "lr" else group["betas"][0] if s.name == "beta1"
-                          else config["batch_size"] if s.name == "batch_size" else state["model_args"][s.name])
-    return values
+    groups = {k: opt["param_groups"][0] for k, opt in state["optimizers"].items()}
+    return {s.name: _live_value(s.name, groups, state["train_config"]["batch_size"], state["model_args"])
+            for s in settings}
+
+
+def _live_value(name: str, groups: dict, batch_size: int, model_args: dict):
+    """A live setting's value: lr (the first optimizer's) or lr.<optimizer>, beta1, batch_size, or a field of
+    the model's config. groups: {optimizer: its first param group}."""
+    kind, _, key = name.partition(".")
+    group = groups[key] if key else next(iter(groups.values()))
+    if kind == "lr":
+        return group["lr"]
+    if name == "beta1":
+        return group["betas"][0]
+    if name == "batch_size":
+        return batch_size
+    return model_args[name]
 
 
 def check_changes(changes: dict, settings: dict[str, Setting]) -> None:

@@ -115,7 +115,7 @@ def live():
     with chart:       # drawn from the start (empty axes over the whole run): nothing jumps when data arrives
         panels = charts.live_panels(run.id, view.model, len(view.history.get("step", [])),
                                     st.session_state.get(session.SMOOTHING, 0.8), view.target_step, view.history,
-                                    tuple((e["step"], e["text"]) for e in view.events))
+                                    view.marks)
         for spec, rows in panels:                  # stacked: time runs left to right over the full width
             st.vega_lite_chart(rows, spec, width="stretch")
         lab.readings(view)

@@ -650,5 +650,5 @@ def test_the_readings_charts_stay_bounded_however_long_the_run():
     strip = charts.coverage_rows(readings)
     assert len(strip) == 10 * charts.MAX_POINTS and strip["step"].iloc[-10] == 25 * n
     assert (strip["until"] > strip["step"]).all(), "every cell has a width"
-    quality = charts.quality_rows(readings, [{"step": 100, "text": "β₁ 0.9 → 0.5"}])
+    quality = charts.quality_rows(readings, ((100, "β₁ 0.9 → 0.5"),))
     assert len(quality) <= 3 * charts.MAX_POINTS + 1 and (quality["kind"] == "event").sum() == 1

@@ -89,18 +89,19 @@ EVENT_LAYER = {"transform": [{"filter": "datum.kind === 'event'"}],
                             "tooltip": [{"field": "step"}, {"field": "series", "title": "changed"}]}}
 
 
-def with_events(rows: pd.DataFrame, events: list) -> pd.DataFrame:
-    """rows and one row per settings change (kind 'event', its text in 'series'), drawn by EVENT_LAYER."""
-    if not events:
+def with_events(rows: pd.DataFrame, marks: tuple) -> pd.DataFrame:
+    """rows and one row per (step, text) mark of a settings change (kind 'event', its text in 'series'),
+    drawn by EVENT_LAYER."""
+    if not marks:
         return rows
-    marks = pd.DataFrame({"step": [e["step"] for e in events], "value": np.nan,
-                          "series": [e["text"] for e in events], "kind": "event"})
-    return pd.concat([rows, marks], ignore_index=True)
+    events = pd.DataFrame({"step": [step for step, _ in marks], "value": np.nan,
+                           "series": [text for _, text in marks], "kind": "event"})
+    return pd.concat([rows, events], ignore_index=True)
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
 def live_panels(run_id: str, model_name: str, points: int, smoothing: float, target_step: int,
-                _history: dict, events: tuple = ()) -> list[tuple[dict, pa.Table]]:
+                _history: dict, marks: tuple = ()) -> list[tuple[dict, pa.Table]]:
     """[(spec, rows)] for each panel the model declares, for a run with `points` log entries: built once
     per new log entry and shared by every viewer (Streamlit only reads them). The frame drawn before the
     first log entry is already the right one. The rows are an Arrow table (with the repeated series and
@@ -109,7 +110,6 @@ def live_panels(run_id: str, model_name: str, points: int, smoothing: float, tar
     CPU samples with 30 viewers of a run (bench/audience.py, py-spy)."""
     steps = _history.get("step", [])
     x_max = max(target_step, steps[-1] if steps else 1)
-    marks = [{"step": step, "text": text} for step, text in events]       # (step, text) pairs: hashable
     return [(panel_spec(panel, x_max), arrow_rows(with_events(panel_rows(_history, panel, smoothing), marks)))
             for panel in MODELS[model_name][1].panels]
 
@@ -165,20 +165,19 @@ def quality_spec(x_max: int) -> dict:
             "config": {"legend": {"labelLimit": 300}}}
 
 
-def quality_rows(readings: dict, events: list) -> pd.DataFrame:
+def quality_rows(readings: dict, marks: tuple) -> pd.DataFrame:
     steps = readings.get("step", [])
     rows = [(steps[i], readings[key][i], label, "line") for key, (label, _) in QUALITY_SERIES.items()
             for i in spread(len(steps), MAX_POINTS) if readings[key][i] is not None]
-    return with_events(pd.DataFrame(rows, columns=["step", "value", "series", "kind"]), events)
+    return with_events(pd.DataFrame(rows, columns=["step", "value", "series", "kind"]), marks)
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
 def reading_panels(run_id: str, readings: int, target_step: int, _readings: dict,
-                   events: tuple = ()) -> list[tuple[dict, pa.Table]]:
+                   marks: tuple = ()) -> list[tuple[dict, pa.Table]]:
     """[(spec, rows)] of the digit strip and the quality chart for a run with `readings` readings, built once
     per new reading and shared by every viewer, as live_panels are."""
     x_max = max(target_step, _readings["step"][-1])
-    marks = [{"step": step, "text": text} for step, text in events]
     return [(coverage_spec(x_max), arrow_rows(coverage_rows(_readings), ("digit",))),
             (quality_spec(x_max), arrow_rows(quality_rows(_readings, marks)))]
 

@@ -79,7 +79,7 @@ def readings(view: RunView) -> None:
     if not view.readings.get("step"):
         return
     for spec, rows in charts.reading_panels(view.id, len(view.readings["step"]), view.target_step, view.readings,
-                                            tuple((e["step"], e["text"]) for e in view.events)):
+                                            view.marks):
         st.vega_lite_chart(rows, spec, width="stretch")
     st.caption("Confidence: how sure the classifier is of the grid's digits. Precision: the share of 256 samples that "
                "look like real digits; recall: the share of 256 real digits the samples come close to (Kynkäänniemi "
