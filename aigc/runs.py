@@ -110,6 +110,14 @@ class BranchPoint:
         self.nbytes = self.nbytes or _tensor_bytes(self.state)
 
 
+def thinned(items: list, limit: int) -> list:
+    """Every other item dropped until at most `limit` are left, the first and the newest always kept: what
+    remains stays spread evenly over the whole run."""
+    while len(items) > limit:
+        items = items[:-1:2] + [items[-1]]
+    return items
+
+
 def _tensor_bytes(obj) -> int:
     if isinstance(obj, torch.Tensor):
         return obj.untyped_storage().nbytes()
@@ -255,9 +263,7 @@ class Run:
                 self.snapshots[-1] = (trainer.step, pixels)      # redrawn at the same step (VAE's fitted prior)
             else:
                 self.snapshots.append((trainer.step, pixels))
-            if len(self.snapshots) > self.max_snapshots:
-                # thin evenly, keeping the first and the newest, so the replay spans the whole run
-                self.snapshots = self.snapshots[:-1:2] + [self.snapshots[-1]]
+            self.snapshots = thinned(self.snapshots, self.max_snapshots)   # the replay spans the whole run
 
     def _keep_branch_point(self, trainer: Trainer, pixels: np.ndarray) -> None:
         """The trainer's whole state at this snapshot, thinned evenly (keeping the first and the newest) to
@@ -266,9 +272,7 @@ class Run:
         with self.lock:
             points = [p for p in self.branch_points if p.step != point.step] + [point]
             limit = max(2, min(self.max_branch_points, self.branch_memory // max(1, point.nbytes)))
-            while len(points) > limit:
-                points = points[:-1:2] + [points[-1]]
-            self.branch_points = points
+            self.branch_points = thinned(points, limit)
 
     def branch_bytes(self) -> int:
         with self.lock:
