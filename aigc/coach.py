@@ -31,7 +31,7 @@ PLATEAU_GAIN = 0.01            # ...beat the best confidence before them by less
 PLATEAU_MIN_STEP = 1000
 POSTERIOR_COLLAPSE_KL = 1.0    # nats: the codes say almost nothing about the digit
 REMEDY_GRACE = 300             # steps a change gets before collapse or D's win is judged again (the presets'
-                               # remedies brought the grid back to 9+ digits within 45-200 steps)
+                               # remedies brought the grid back to 9+ digits within 35-295 steps, bench/coach.py)
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,9 @@ def _lowered(name: str, live: dict, factor: float, floor: float = 1e-6) -> float
 
 def likely_remedy(m: Measured) -> Remedy | None:
     """The likeliest cure, from the run's settings. For a GAN momentum first (β₁ above 0.5 broke the cgan at
-    any learning rate; back at 0.5 it recovered within 50-200 steps in every failure preset), then a
-    generator that learns too slowly for its discriminator; for any model, then, steps too large."""
+    any learning rate; back at 0.5 it recovered within 35-295 steps in the collapse and exploding-loss
+    lessons), then a generator that learns too slowly for its discriminator; for any model, then, steps too
+    large."""
     live = m.live
     gan = {"lr.d", "lr.g"} <= live.keys()
     if gan and live.get("beta1", 0.0) > 0.5:
@@ -266,7 +267,7 @@ PRESETS = {p.name: p for p in (
            "Too much momentum (Adam's β₁ 0.95) and a higher learning rate: within 200 steps G ignores the digit "
            "it is asked for and fills the grid with one digit, a different one every few hundred steps. The coach "
            "pauses the run and offers β₁ back at 0.5; the ten bands of the digit strip come back within about "
-           "200 steps.", shows="collapse"),
+           "300 steps.", shows="collapse"),
     Preset("discriminator_wins", "The discriminator wins, and its cure", "cgan",
            {"lr_of": {"g": 2.5e-5}, "seed": 0},
            "G learns 20× slower than D: D(x) goes to 1 and D(G(z)) to 0 within 50 steps, G's loss climbs past 9 "
