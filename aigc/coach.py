@@ -265,18 +265,19 @@ PRESETS = {p.name: p for p in (
            "settling near ½, and the coach quiet until it says you can stop."),
     Preset("collapse", "Mode collapse, and its cure", "cgan", {"lr": 2e-3, "beta1": 0.95, "seed": 0},
            "Too much momentum (Adam's β₁ 0.95) and a higher learning rate: within 200 steps G ignores the digit "
-           "it is asked for and fills the grid with one digit, a different one every few hundred steps. The coach "
-           "pauses the run and offers β₁ back at 0.5; the ten bands of the digit strip come back within about "
-           "300 steps.", shows="collapse"),
+           "it is asked for and fills the grid with one digit, a different one every few hundred steps. The "
+           "coach pauses the run and offers β₁ back at 0.5; nine or more of the ten bands of the digit strip "
+           "come back within about 300 steps.", shows="collapse"),
     Preset("discriminator_wins", "The discriminator wins, and its cure", "cgan",
            {"lr_of": {"g": 2.5e-5}, "seed": 0},
            "G learns 20× slower than D: D(x) goes to 1 and D(G(z)) to 0 within 50 steps, G's loss climbs past 9 "
            "and its samples stay blobs. The coach's remedy raises G's learning rate; D(G(z)) climbs back and the "
            "digits come within about 100 steps.", shows="discriminator_wins"),
     Preset("diverge", "Exploding losses: act fast or rewind", "cgan", {"lr": 5e-3, "beta1": 0.9, "seed": 0},
-           "Ten times the learning rate and β₁ 0.9: digits appear, then G's loss shoots past 10 within about 30 "
-           "steps and D saturates. The coach pauses at the first sign; β₁ back at 0.5 saves the run. Applied "
-           "too late it cannot: then branch from a moment before the explosion.", shows="diverging"),
+           "Ten times the learning rate and β₁ 0.9: G's loss shoots past 10 within about 30 steps, and left "
+           "alone D saturates and the grid collapses. The coach pauses at the first sign; β₁ back at 0.5 saves "
+           "the run (9 or more of the ten digits within about 50 steps). Applied too late it cannot: then "
+           "branch from a moment before the explosion.", shows="diverging"),
     Preset("posterior_collapse", "A VAE's posterior collapse, and its cure", "vae", {"seed": 0},
            "A VAE whose KL term weighs 20 times what the ELBO gives it: the codes carry almost nothing about "
            "the digit (under 0.2 nats) and every sample is the same blurred average. The coach pauses at step "
