@@ -11,6 +11,7 @@ from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, read
 from .device import configure_threads, describe_device, pick_device
 from .images import grid, png_bytes
 from .models import MODELS
+from .models.diffusion import SAMPLERS
 from .sampling import samples
 from .trainer import Status, TrainConfig, Trainer, format_duration
 from .version import __version__
@@ -100,9 +101,9 @@ def cmd_train(args) -> int:
 
 
 def sampling_options(model, args) -> dict:
-    """--steps, --guidance and --stochastic as keyword arguments of model.sample, for a model that has them
+    """--steps, --guidance and --sampler as keyword arguments of model.sample, for a model that has them
     (its sampling_settings); a clear error for one that draws in a single step."""
-    given = {"steps": args.steps, "guidance": args.guidance, "stochastic": args.stochastic or None}
+    given = {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler}
     given = {k: v for k, v in given.items() if v is not None}
     offered = {s.name for s in model.sampling_settings}
     for name in given:
@@ -170,7 +171,8 @@ def cmd_info(args) -> int:
 def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="sampling steps, 1-100 (diffusion models; default: the model's)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance weight w (diffusion models)")
-    parser.add_argument("--stochastic", action="store_true", help="ancestral sampling instead of DDIM/Euler")
+    parser.add_argument("--sampler", choices=SAMPLERS, help="euler (DDIM), heun (second order: about twice the "
+                        "network runs per step) or ancestral (stochastic); diffusion models, default: the model's")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -518,7 +518,9 @@ def test_a_diffusion_run_shows_its_loss_by_noise_level_then_its_sampling_step_by
     at.switch_page("pages/explore.py").run()
     assert not at.exception, at.exception
     assert "trained by flow matching" in texts(at)
-    assert at.slider(key="sample_steps").value == 20 and at.slider(key="sample_guidance").value == 3.0
+    # Explore opens at the model's own sampling, the one its live grid used: 8 Euler steps at guidance 3
+    assert at.slider(key="sample_steps").value == 8 and at.slider(key="sample_guidance").value == 3.0
+    assert at.radio(key="sample_sampler").value == "euler"
     at.slider(key="sample_steps").set_value(6).run()
     scrubber = at.slider(key="trajectory_step")
     assert scrubber.max == 6 and scrubber.value == 6
@@ -532,8 +534,11 @@ def test_a_diffusion_run_shows_its_loss_by_noise_level_then_its_sampling_step_by
     forward = image_urls(at)[-1]
     at.number_input(key="forward_digit").set_value(5).run()
     assert image_urls(at)[-1] != forward
-    at.toggle(key="sample_stochastic").set_value(True).run()
-    assert not at.exception and image_urls(at)[0] != after[0]
+    images = image_urls(at)
+    at.radio(key="sample_sampler").set_value("heun").run()
+    assert not at.exception and image_urls(at)[0] != images[0]
+    at.radio(key="sample_sampler").set_value("ancestral").run()
+    assert not at.exception and image_urls(at)[0] != images[0]
 
 
 def test_latent_diffusion_is_built_on_a_vae_picked_on_the_train_page():

@@ -7,8 +7,8 @@ from conftest import base_for
 from aigc import CheckpointError, TrainConfig, Trainer, build_model, load_checkpoint, make_checkpoint
 from aigc.checkpoint import checkpoint_bytes
 from aigc.device import autocast
-from aigc.models.diffusion import (LOSS_BINS, NULL_LABEL, FlowMatching, GaussianDiffusion, denoising_loss, guided,
-                                   stratified_t)
+from aigc.models.diffusion import (LOSS_BINS, NULL_LABEL, SAMPLERS, FlowMatching, GaussianDiffusion, denoising_loss,
+                                   guided, stratified_t)
 
 PROCESSES = [FlowMatching(), GaussianDiffusion()]
 
@@ -34,10 +34,10 @@ def test_a_perfect_prediction_reads_back_the_digit_and_the_noise(process):
     torch.testing.assert_close(got_noise, noise, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("stochastic", [False, True], ids=["deterministic", "stochastic"])
+@pytest.mark.parametrize("sampler", SAMPLERS)
 @pytest.mark.parametrize("process", PROCESSES, ids=["flow", "ddpm"])
 @pytest.mark.parametrize("steps", [1, 3, 20])
-def test_with_an_oracle_every_sampler_lands_on_the_one_digit_there_is(process, steps, stochastic):
+def test_with_an_oracle_every_sampler_lands_on_the_one_digit_there_is(process, steps, sampler):
     """If the data is one image x*, the best prediction at (x_t, t) is the one that reads x̂₀ = x*; every
     sampler must then end exactly on x*, in any number of steps."""
     target = torch.rand(1, 1, 28, 28) * 2 - 1
@@ -48,10 +48,39 @@ def test_with_an_oracle_every_sampler_lands_on_the_one_digit_there_is(process, s
         return process.target(target.expand_as(x), noise)
 
     z = torch.randn(3, 1, 28, 28)
-    path = process.sample(oracle, z, torch.zeros(3, dtype=torch.long), steps, stochastic, torch.Generator().manual_seed(0))
+    path = process.sample(oracle, z, torch.zeros(3, dtype=torch.long), steps, sampler, torch.Generator().manual_seed(0))
     assert path.images.shape == (steps + 1, 3, 1, 28, 28) and path.estimates.shape == (steps, 3, 1, 28, 28)
     torch.testing.assert_close(path.images[0], z)
     torch.testing.assert_close(path.images[-1], target.expand(3, -1, -1, -1), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=["flow", "ddpm"])
+def test_heuns_steps_follow_a_curved_path_closer_than_eulers(process):
+    """Data x₀ ~ N(0, s²): the best prediction is known in closed form, E[x₀ | x_t] = α s² x_t / v and
+    E[ε | x_t] = σ x_t / v with v = α² s² + σ², and the deterministic path from z at t = 1 ends at
+    s z / √v(1). Its slope changes along the way: halving the step must quarter Heun's error (second order;
+    the last step is Euler's, as in Karras et al.) where it only halves Euler's."""
+    s = 0.3
+
+    def oracle(x, t, labels):
+        alpha, sigma = (a.view(-1, 1) for a in process.schedule(t))
+        v = alpha ** 2 * s ** 2 + sigma ** 2
+        return process.target(alpha * s ** 2 * x / v, sigma * x / v)
+
+    z = torch.linspace(-2.5, 2.5, 11).view(-1, 1)
+    alpha, sigma = process.schedule(torch.ones(()))
+    exact = s * z / (alpha ** 2 * s ** 2 + sigma ** 2).sqrt()
+    error = {(sampler, steps): (process.sample(oracle, z, None, steps, sampler).images[-1] - exact).abs().max().item()
+             for sampler in ("euler", "heun") for steps in (8, 16)}
+    assert 1.8 < error["euler", 8] / error["euler", 16] < 2.2, error
+    assert error["heun", 8] / error["heun", 16] > 2.9 and error["heun", 16] < error["euler", 16] / 2.5, error
+
+
+def test_a_sampler_must_be_one_there_is():
+    with pytest.raises(ValueError, match="sampler must be one of euler, heun, ancestral"):
+        FlowMatching().sample(lambda x, t, labels: x, torch.zeros(1, 1), None, 4, "midpoint")
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        build_model("diffusion", {"sampler": "rk4"})
 
 
 def test_the_deterministic_flow_step_is_eulers():
@@ -97,11 +126,12 @@ def test_the_model_trains_samples_and_shows_its_way(objective, mnist):
     assert path.images.shape == (7, 2, 1, 28, 28) and path.estimates.shape == (6, 2, 1, 28, 28)
     torch.testing.assert_close(model.sample(z, labels, steps=6, guidance=2.0), path.images[-1])
     assert path.images[-1].abs().max() <= 1
-    assert not torch.equal(model.sample(z, labels, steps=6, stochastic=True), path.images[-1])
-    torch.testing.assert_close(model.sample(z, labels, steps=6, stochastic=True),      # seeded: repeatable
-                               model.sample(z, labels, steps=6, stochastic=True))
-    assert [s.name for s in model.sampling_settings] == ["steps", "guidance", "stochastic"]
-    assert model.sampling_settings[1].default == model.config.guidance
+    assert not torch.equal(model.sample(z, labels, steps=6, sampler="ancestral"), path.images[-1])
+    torch.testing.assert_close(model.sample(z, labels, steps=6, sampler="ancestral"),      # seeded: repeatable
+                               model.sample(z, labels, steps=6, sampler="ancestral"))
+    assert not torch.equal(model.sample(z, labels, steps=6, sampler="heun"), path.images[-1])
+    assert [s.name for s in model.sampling_settings] == ["steps", "guidance", "sampler"]
+    assert [s.default for s in model.sampling_settings] == [model.config.sample_steps, model.config.guidance, "euler"]
 
 
 def test_latent_diffusion_is_built_on_a_vae_and_carries_it(mnist, tmp_path):

@@ -6,7 +6,7 @@ Three separate pieces, as in lucidrains/denoising-diffusion-pytorch:
 - FlowMatching and GaussianDiffusion, the processes: each knows its schedule (how much signal α(t) and
   noise σ(t) x_t holds), how to noise a clean digit, what the network is trained to predict, and how to
   read the clean image x̂₀ and the noise ε̂ out of a prediction. Process.sample walks from t = 1 to 0
-  with the same step for both, deterministic (DDIM) or stochastic (ancestral), and keeps its trajectory.
+  with the same steps for both (SAMPLERS: DDIM/Euler, Heun, ancestral) and keeps its trajectory.
 - Diffusion, the aigc model: the network, its weight average for sampling, classifier-free guidance,
   and the train_step the trainer calls.
 
@@ -16,6 +16,7 @@ Objectives (config.objective):
   "ddpm"  noise prediction (Ho et al. 2020) with the cosine schedule (Nichol & Dhariwal 2021):
           x_t = √ᾱ(t) x₀ + √(1 - ᾱ(t)) ε, the network predicts ε. Deterministic: DDIM (Song et al. 2020);
           stochastic: ancestral DDPM. t is continuous, so any number of steps from 1 to 100 is a schedule.
+Either can also be sampled with Heun's second-order steps (Karras et al. 2022).
 
 Classifier-free guidance (Ho & Salimans 2022): in training the label is replaced by the null label with
 probability label_dropout; sampling mixes the two predictions, p̂ = p_u + w (p_c - p_u), both from one
@@ -55,18 +56,26 @@ LOSS_PANELS = (
 
 MAX_STEPS = 100         # sampling steps any caller may ask for (Explore offers up to 50)
 MAX_GUIDANCE = 10.0     # guidance weight likewise (Explore: up to 5)
+# how Process.sample steps from one noise level to the next: "euler" the deterministic DDIM step (Euler's on
+# the flow), "heun" the same step corrected by the slope at its end (Karras et al. 2022: 2 network runs a step,
+# one on the last), "ancestral" the stochastic DDPM step
+SAMPLERS = ("euler", "heun", "ancestral")
 
 
 def sampling_settings(config) -> tuple[Setting, ...]:
-    """What Explore offers for sample(): steps, guidance (starting at the model's own) and the switch
-    between the deterministic and the stochastic sampler."""
+    """What Explore offers for sample(): steps, guidance and sampler, each starting at the model's own (those
+    its grids and scores use)."""
     return (
-        Setting("steps", "Sampling steps", 20, "How many steps from noise to digit; each runs the network once "
-                                               "(twice with guidance).", low=1, high=50, step=1),
+        Setting("steps", "Sampling steps", config.sample_steps, "How many steps from noise to digit; each runs "
+                "the network once (Heun: twice, but once on the last), on twice the images with guidance.",
+                low=1, high=50, step=1),
         Setting("guidance", "Guidance w", float(config.guidance), "0 ignores the digit, 1 is the plain model, more "
                 "gives cleaner, more typical digits that look more alike.", low=0.0, high=5.0, step=0.25),
-        Setting("stochastic", "Stochastic", False, "Add fresh noise at every step (ancestral sampling) instead of "
-                                                   "following one deterministic path (DDIM; Euler for a flow)."),
+        Setting("sampler", "Sampler", config.sampler, choices=SAMPLERS,
+                choice_labels={"euler": "Euler (DDIM)", "heun": "Heun", "ancestral": "stochastic"},
+                help="Euler: one deterministic path, a straight step along the model's direction (DDIM). Heun: "
+                     "the same path, each step corrected by the direction at its end, so fewer steps reach the "
+                     "same place. Stochastic: fresh noise added at every step (ancestral sampling)."),
     )
 
 
@@ -81,6 +90,7 @@ class DiffusionConfig(ModelConfig):
     ema_decay: float = 0.999         # weight averaging for sampling; 0 = sample the trained weights
     sample_steps: int = 8            # steps when none are asked for: the live grid, which must stay cheap
     guidance: float = 3.0            # guidance when none is asked for
+    sampler: str = "euler"           # sampler when none is asked for (SAMPLERS)
 
     @property
     def latent_dim(self) -> int:
@@ -98,6 +108,12 @@ class DiffusionConfig(ModelConfig):
         check_range("ema_decay", self.ema_decay, 0.0, 0.9999, kind=float)
         check_range("sample_steps", self.sample_steps, 1, MAX_STEPS)
         check_range("guidance", self.guidance, 0.0, MAX_GUIDANCE, kind=float)
+        check_sampler(self.sampler)
+
+
+def check_sampler(sampler: str) -> None:
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
 
 
 # ---- the network -----------------------------------------------------------------------------------------
@@ -222,29 +238,43 @@ class Process:
         alpha, sigma = (per_sample(s, x0) for s in self.schedule(t))
         return alpha * x0 + sigma * noise
 
+    def velocity(self, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """dx_t/dt = α'(t) x̂₀ + σ'(t) ε̂, the deterministic sampler's slope at level t (a scalar < 1)."""
+        raise NotImplementedError
+
     @torch.no_grad()
-    def sample(self, predict, z: torch.Tensor, labels, steps: int, stochastic: bool = False,
+    def sample(self, predict, z: torch.Tensor, labels, steps: int, sampler: str = "euler",
                generator: torch.Generator | None = None, start: float = 1.0) -> Trajectory:
         """From noise z (b, ...) at t = 1 to t = 0 in `steps` equal steps of t (from x_t at t = `start` < 1,
-        for SDEdit). Each step reads x̂₀ and ε̂
-        from predict(x, t, labels) and moves to the next level s: deterministically, x_s = α_s x̂₀ + σ_s ε̂
-        (DDIM, Song et al. 2020, which on the flow's straight paths is exactly Euler's step); stochastically,
-        part of ε̂ is replaced by fresh noise with the variance of q(x_s | x_t, x₀), as ancestral DDPM
-        sampling does (Ho et al. 2020), for any schedule. Returns the trajectory, x_t at every level."""
+        for SDEdit). Each step reads x̂₀ and ε̂ from predict(x, t, labels) and moves to the next level s:
+        - "euler": x_s = α_s x̂₀ + σ_s ε̂ (DDIM, Song et al. 2020, which on the flow's straight paths is
+          exactly Euler's step on dx/dt = v);
+        - "heun": that step, then the slope at its end, and x_s = x_t + (s - t) (slope_t + slope_s) / 2
+          (Karras et al. 2022, Algorithm 1): second order, so the path bends as the model says between
+          levels; the last step, to s = 0, stays Euler's;
+        - "ancestral": part of ε̂ replaced by fresh noise with the variance of q(x_s | x_t, x₀), as ancestral
+          DDPM sampling does (Ho et al. 2020), for any schedule.
+        Returns the trajectory: x_t at every level, and x̂₀ as read at each step."""
         check_range("steps", steps, 1, MAX_STEPS)
+        check_sampler(sampler)
         ts = torch.linspace(start, 0, steps + 1, device=z.device)
         x, images, estimates = z, [z], []
         for t, s in zip(ts[:-1], ts[1:]):
             x0, eps = self.read(x, predict(x, t.expand(x.shape[0]), labels), t)
             (a_t, s_t), (a_s, s_s) = self.schedule(t), self.schedule(s)
-            if stochastic:      # the posterior's spread: σ²_{t|s} σ_s² / σ_t², σ²_{t|s} = σ_t² - (α_t / α_s)² σ_s²
+            estimates.append(x0)
+            if sampler == "ancestral":      # the posterior's spread: σ²_{t|s} σ_s² / σ_t², σ²_{t|s} = σ_t² - (α_t / α_s)² σ_s²
                 fresh = (s_s / s_t) * (s_t ** 2 - (a_t / a_s) ** 2 * s_s ** 2).clamp_min(0).sqrt()
                 noise = torch.randn(x.shape, generator=generator).to(x.device)
                 x = a_s * x0 + (s_s ** 2 - fresh ** 2).clamp_min(0).sqrt() * eps + fresh * noise
-            else:
-                x = a_s * x0 + s_s * eps
+                images.append(x)
+                continue
+            x_s = a_s * x0 + s_s * eps
+            if sampler == "heun" and s > 0:
+                x0_s, eps_s = self.read(x_s, predict(x_s, s.expand(x.shape[0]), labels), s)
+                x_s = x + (s - t) * (self.velocity(x0, eps, t) + self.velocity(x0_s, eps_s, s)) / 2
+            x = x_s
             images.append(x)
-            estimates.append(x0)
         return Trajectory(ts, torch.stack(images), torch.stack(estimates))
 
 
@@ -261,6 +291,9 @@ class FlowMatching(Process):
     def read(self, x_t, v, t):
         t = per_sample(t, x_t)
         return x_t - t * v, x_t + (1 - t) * v
+
+    def velocity(self, x0, eps, t):
+        return eps - x0
 
 
 class GaussianDiffusion(Process):
@@ -284,6 +317,14 @@ class GaussianDiffusion(Process):
         alpha, sigma = (per_sample(s, x_t) for s in self.schedule(t))
         x0 = ((x_t - sigma * eps) / alpha).clamp(-1, 1)
         return x0, (x_t - alpha * x0) / sigma
+
+    def velocity(self, x0, eps, t):
+        # α(t) = cos(c(t)) / cos(c(0)) with c(t) = π/2 · (t + s)/(1 + s), so α' = -sin(c(t)) c' / cos(c(0));
+        # σ = √(1 - α²), so σ' = -α α' / σ (t < 1, where the floor on ᾱ does not bind, and t > 0)
+        alpha, sigma = self.schedule(t)
+        c = lambda u: (u + self.s) / (1 + self.s) * math.pi / 2
+        d_alpha = -math.sin(c(float(t))) * (math.pi / 2) / (1 + self.s) / math.cos(c(0.0))
+        return d_alpha * x0 - alpha * d_alpha / sigma * eps
 
 
 def make_process(objective: str) -> Process:
@@ -369,7 +410,7 @@ class Diffusion(GenerativeModel):
 
     # ---- sampling ----
     def trajectory(self, z: torch.Tensor, labels: torch.Tensor | None = None, steps: int | None = None,
-                   guidance: float | None = None, stochastic: bool = False) -> Trajectory:
+                   guidance: float | None = None, sampler: str | None = None) -> Trajectory:
         """z (b, 784) standard normal, the starting noise image, to images (b, 1, 28, 28) in [-1, 1], and the
         way there. Eval mode samples the weight average. Stochastic noise comes from a fixed seed, so the
         same z gives the same image."""
@@ -378,7 +419,7 @@ class Diffusion(GenerativeModel):
         w = self.config.guidance if guidance is None else guidance
         steps = self.config.sample_steps if steps is None else steps
         path = self.process.sample(guided(net, w), z.view(-1, 1, 28, 28), labels, steps,
-                                   stochastic, torch.Generator().manual_seed(0))
+                                   sampler or self.config.sampler, torch.Generator().manual_seed(0))
         path.images[-1].clamp_(-1, 1)                                                # (k + 1, b, 1, 28, 28)
         return path
 
@@ -400,8 +441,8 @@ class Diffusion(GenerativeModel):
         path.images[-1].clamp_(-1, 1)
         return path
 
-    def sample(self, z, labels=None, steps=None, guidance=None, stochastic=False):
-        return self.trajectory(z, labels, steps, guidance, stochastic).images[-1]
+    def sample(self, z, labels=None, steps=None, guidance=None, sampler=None):
+        return self.trajectory(z, labels, steps, guidance, sampler).images[-1]
 
     def noised(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """A real digit x₀ (b, 1, 28, 28) taken to noise levels t (b,): the forward process."""

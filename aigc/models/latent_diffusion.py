@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_range
 from .declarations import Redraw, Section, Setting, Trajectory
-from .diffusion import (LOSS_PANELS, MAX_STEPS, FlowMatching, denoising_loss, guided, sampling_settings,
-                        timestep_embedding)
+from .diffusion import (LOSS_PANELS, MAX_STEPS, FlowMatching, check_sampler, denoising_loss, guided,
+                        sampling_settings, timestep_embedding)
 from .vae import VAE, VAEConfig
 
 
@@ -34,6 +34,7 @@ class LatentDiffusionConfig(ModelConfig):
     label_dropout: float = 0.1       # classifier-free guidance: share of labels replaced by "no label"
     sample_steps: int = 10           # steps when none are asked for (the live grid)
     guidance: float = 1.0            # guidance when none is asked for
+    sampler: str = "euler"           # sampler when none is asked for (diffusion.SAMPLERS)
 
     def validate(self):
         VAEConfig.from_dict(self.vae_args)                 # raises on a bad VAE setting
@@ -42,6 +43,7 @@ class LatentDiffusionConfig(ModelConfig):
         check_range("label_dropout", self.label_dropout, 0.0, 1.0, kind=float)
         check_range("sample_steps", self.sample_steps, 1, 100)
         check_range("guidance", self.guidance, 0.0, 10.0, kind=float)
+        check_sampler(self.sampler)
 
 
 class ResidualMLPBlock(nn.Module):
@@ -157,13 +159,13 @@ class LatentDiffusion(GenerativeModel):
 
     # ---- sampling ----
     @torch.no_grad()
-    def latent_paths(self, z, labels=None, steps=None, guidance=None, stochastic=False) -> Trajectory:
+    def latent_paths(self, z, labels=None, steps=None, guidance=None, sampler=None) -> Trajectory:
         """z (b, d) ~ N(0, I) to VAE codes (b, d): the way there through the latent space, x_t and the
         estimate of the code at every step."""
         labels = self.default_labels(z.shape[0]) if labels is None else labels
         w = self.config.guidance if guidance is None else guidance
         steps = self.config.sample_steps if steps is None else steps
-        path = self.process.sample(guided(self.net, w), z, labels, steps, stochastic,
+        path = self.process.sample(guided(self.net, w), z, labels, steps, sampler or self.config.sampler,
                                    torch.Generator().manual_seed(0))
         return Trajectory(path.t, path.images * self.code_scale + self.code_mean,
                           path.estimates * self.code_scale + self.code_mean)
@@ -184,15 +186,15 @@ class LatentDiffusion(GenerativeModel):
         draw = lambda c: self.decode((c * self.code_scale + self.code_mean).flatten(0, 1)).unflatten(0, c.shape[:2])
         return Trajectory(path.t, draw(path.images), draw(path.estimates))
 
-    def trajectory(self, z, labels=None, steps=None, guidance=None, stochastic=False) -> Trajectory:
+    def trajectory(self, z, labels=None, steps=None, guidance=None, sampler=None) -> Trajectory:
         """The same way, each code drawn by the VAE's decoder."""
-        path = self.latent_paths(z, labels, steps, guidance, stochastic)
+        path = self.latent_paths(z, labels, steps, guidance, sampler)
         draw = lambda codes: self.decode(codes.flatten(0, 1)).unflatten(0, codes.shape[:2])    # (k, b, 1, 28, 28)
         return Trajectory(path.t, draw(path.images), draw(path.estimates))
 
     @torch.no_grad()
-    def sample(self, z, labels=None, steps=None, guidance=None, stochastic=False):
-        return self.decode(self.latent_paths(z, labels, steps, guidance, stochastic).images[-1])
+    def sample(self, z, labels=None, steps=None, guidance=None, sampler=None):
+        return self.decode(self.latent_paths(z, labels, steps, guidance, sampler).images[-1])
 
     # ---- training ----
     def configure_optimizers(self, lr, betas):
