@@ -116,8 +116,8 @@ def live():
         panels = charts.live_panels(run.id, view.model, len(view.history.get("step", [])),
                                     st.session_state.get(session.SMOOTHING, 0.8), view.target_step, view.history,
                                     view.marks)
-        for spec, rows in panels:                  # stacked: time runs left to right over the full width
-            st.vega_lite_chart(rows, spec, width="stretch")
+        for chart in panels:                       # stacked: time runs left to right over the full width
+            st.vega_lite_chart(spec=chart, width="stretch")
         lab.readings(view)
     with samples:
         if view.grid is not None:

@@ -59,7 +59,9 @@ def live_charts(at):
 
 def chart_rows(at) -> int:
     import pyarrow as pa
-    return sum(pa.ipc.open_stream(c.proto.data.data).read_all().num_rows for c in live_charts(at) if c.proto.data.data)
+    tables = [c.proto.data.data for c in live_charts(at) if c.proto.data.data]
+    tables += [d.data.data for c in live_charts(at) for d in c.proto.datasets]      # the specs' named datasets
+    return sum(pa.ipc.open_stream(t).read_all().num_rows for t in tables)
 
 
 def element(at, kind: str, key: str):

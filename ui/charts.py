@@ -101,16 +101,13 @@ def with_events(rows: pd.DataFrame, marks: tuple) -> pd.DataFrame:
 
 @st.cache_resource(max_entries=128, show_spinner=False)
 def live_panels(run_id: str, model_name: str, points: int, smoothing: float, target_step: int,
-                _history: dict, marks: tuple = ()) -> list[tuple[dict, pa.Table]]:
-    """[(spec, rows)] for each panel the model declares, for a run with `points` log entries: built once
-    per new log entry and shared by every viewer (Streamlit only reads them). The frame drawn before the
-    first log entry is already the right one. The rows are an Arrow table (with the repeated series and
-    kind names stored once each), which Streamlit sends as it is: given a DataFrame it would convert it
-    again for every viewer's every poll, starting a thread pool each time, and that was 29% of the server's
-    CPU samples with 30 viewers of a run (bench/audience.py, py-spy)."""
+                _history: dict, marks: tuple = ()) -> list[dict]:
+    """A chart (a Vega-Lite spec with its rows inside, see with_rows) for each panel the model declares, for
+    a run with `points` log entries: built once per new log entry and shared by every viewer (Streamlit only
+    reads them). The frame drawn before the first log entry is already the right one."""
     steps = _history.get("step", [])
     x_max = max(target_step, steps[-1] if steps else 1)
-    return [(panel_spec(panel, x_max), arrow_rows(with_events(panel_rows(_history, panel, smoothing), marks)))
+    return [with_rows(panel_spec(panel, x_max), with_events(panel_rows(_history, panel, smoothing), marks))
             for panel in MODELS[model_name][1].panels]
 
 
@@ -173,13 +170,12 @@ def quality_rows(readings: dict, marks: tuple) -> pd.DataFrame:
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
-def reading_panels(run_id: str, readings: int, target_step: int, _readings: dict,
-                   marks: tuple = ()) -> list[tuple[dict, pa.Table]]:
-    """[(spec, rows)] of the digit strip and the quality chart for a run with `readings` readings, built once
-    per new reading and shared by every viewer, as live_panels are."""
+def reading_panels(run_id: str, readings: int, target_step: int, _readings: dict, marks: tuple = ()) -> list[dict]:
+    """The digit strip and the quality chart (specs with their rows inside) for a run with `readings`
+    readings, built once per new reading and shared by every viewer, as live_panels are."""
     x_max = max(target_step, _readings["step"][-1])
-    return [(coverage_spec(x_max), arrow_rows(coverage_rows(_readings), ("digit",))),
-            (quality_spec(x_max), arrow_rows(quality_rows(_readings, marks)))]
+    return [with_rows(coverage_spec(x_max), coverage_rows(_readings), ("digit",)),
+            with_rows(quality_spec(x_max), quality_rows(_readings, marks))]
 
 
 # ---- a family of branches on one chart -------------------------------------------------------------------------
@@ -222,8 +218,17 @@ def family_rows(members: list[tuple[str, int | None, dict]], panel: Panel, smoot
     return pd.concat(frames, ignore_index=True)
 
 
-def arrow_rows(rows: pd.DataFrame, categories: tuple = ("series", "kind")) -> pa.Table:
-    return pa.Table.from_pandas(rows.astype({c: "category" for c in categories}), preserve_index=False)
+def with_rows(spec: dict, rows: pd.DataFrame, categories: tuple = ("series", "kind")) -> dict:
+    """The spec with its rows inside, as a named dataset already in Arrow's IPC format, with the repeated
+    names in `categories` stored once each. Streamlit sends such bytes as they are; given a table or a
+    DataFrame it serialises it again for every viewer's every poll, and with 30 viewers of a run that was
+    29% of the server's CPU samples for DataFrames, 25% of the page scripts' for tables (bench/audience.py,
+    py-spy). Streamlit copies a spec before it takes the dataset out, so one spec serves every viewer."""
+    table = pa.Table.from_pandas(rows.astype({c: "category" for c in categories}), preserve_index=False)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return {**spec, "data": {"name": "rows"}, "datasets": {"rows": sink.getvalue().to_pybytes()}}
 
 
 # ---- the 2-D latent map ---------------------------------------------------------------------------------------

@@ -78,9 +78,9 @@ def readings(view: RunView) -> None:
     """What the classifier reads in the grid at each snapshot, and precision and recall over time."""
     if not view.readings.get("step"):
         return
-    for spec, rows in charts.reading_panels(view.id, len(view.readings["step"]), view.target_step, view.readings,
-                                            view.marks):
-        st.vega_lite_chart(rows, spec, width="stretch")
+    for chart in charts.reading_panels(view.id, len(view.readings["step"]), view.target_step, view.readings,
+                                       view.marks):
+        st.vega_lite_chart(spec=chart, width="stretch")
     st.caption("Confidence: how sure the classifier is of the grid's digits. Precision: the share of 256 samples that "
                "look like real digits; recall: the share of 256 real digits the samples come close to (Kynkäänniemi "
                "et al. 2019, in the classifier's features), measured every 20th snapshot.")
