@@ -3,6 +3,10 @@ with nobody, one and thirty viewers, against the same recipe trained with no pag
 
 Side by side, alternating rounds on one machine:
 - alone: the recipe in a process of its own (aigc's Trainer, nothing else running);
+- the lab's run, alone: the same run as the server trains it (a RunRegistry on a thread of its own, with the
+  classifier reading each grid, the coach and the branch points, bench/lab_cost.py), in a process of its own
+  with no page, measured as the server's run is: steps over the window, after the same 3 s. The viewers'
+  share is taken against it, since it differs from the server's run by the page alone;
 - server, 0 viewers: the run started from the Train page of a real `streamlit run app.py`, its tab then
   idle (it polls nothing);
 - server, 1 viewer: the owner's tab answers the page's live reruns as a browser does;
@@ -41,6 +45,28 @@ Trainer(TrainConfig.for_model("{model}", steps=20), data=data).run()            
 trainer = Trainer(TrainConfig.for_model("{model}", steps=100_000, max_seconds={window}), data=data)
 trainer.run()
 print(trainer.step * trainer.config.batch_size / trainer.train_seconds)
+"""
+
+ALONE_LAB = """
+import os, tempfile, time
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")                  # as app.py sets it, before torch loads
+from aigc import TrainConfig, configure_threads
+from aigc.runs import RunRegistry, default_max_jobs
+threads = max(1, os.cpu_count() // default_max_jobs())                # as ui/cached.registry() sets it up
+configure_threads(threads)
+registry = RunRegistry(runs_dir=tempfile.mkdtemp(), idle_timeout=1e9, threads=threads)
+warm = registry.submit(TrainConfig.for_model("{model}", steps=20))
+while registry.view(warm).active:
+    time.sleep(0.05)
+run = registry.submit(TrainConfig.for_model("{model}", steps=100_000))
+time.sleep(3)                                                      # as served(): past the first snapshots
+first, started = registry.view(run).step, time.monotonic()
+time.sleep({window})
+last, elapsed = registry.view(run).step, time.monotonic() - started
+registry.stop(run)
+while registry.view(run).active:                                   # its thread ends before the interpreter
+    time.sleep(0.05)
+print((last - first) * {batch} / elapsed)
 """
 
 
@@ -134,16 +160,17 @@ def main():
     server = start_server(port, {**os.environ, "AIGC_RUNS_DIR": runs})
     ws_url = f"ws://127.0.0.1:{port}/_stcore/stream"
     asyncio.run(warm_up(ws_url))      # a fresh server imports the backend in the background: not in a window
-    conditions = {"alone (no page)": None, "server, 0 viewers": 0, "server, 1 viewer": 1,
-                  f"server, {args.viewers} viewers": args.viewers}
+    alone = {"alone (no page)": ALONE.format(model=MODEL, window=args.window),
+             "the lab's run, alone (no page)": ALONE_LAB.format(model=MODEL, window=args.window, batch=batch)}
+    conditions = {**alone, "server, 0 viewers": 0, "server, 1 viewer": 1, f"server, {args.viewers} viewers": args.viewers}
     results = {name: [] for name in conditions}
     client = {name: [] for name in conditions}
     try:
         for r in range(args.rounds):
             for name, viewers in conditions.items():
-                if viewers is None:
-                    out = subprocess.run([sys.executable, "-c", ALONE.format(model=MODEL, window=args.window)],
-                                         cwd=REPO, capture_output=True, text=True, check=True)
+                if name in alone:
+                    out = subprocess.run([sys.executable, "-c", alone[name]], cwd=REPO, capture_output=True, text=True,
+                                         check=True)
                     results[name].append(float(out.stdout.strip().splitlines()[-1]))
                     client[name].append(0.0)
                 else:
@@ -155,13 +182,14 @@ def main():
     finally:
         stop_server(server)
         shutil.rmtree(runs, ignore_errors=True)
-    alone = statistics.median(results["alone (no page)"])
+    bare, lab = (statistics.median(results[name]) for name in alone)
     print(f"\n{MODEL}, batch {batch}, {args.window:g} s windows, median of {args.rounds} rounds; "
           f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d %H:%M')}")
-    print("| condition | images/s | of alone | CPU of the simulated tabs |\n|---|---|---|---|")
+    print("| condition | images/s | of the lab's run alone | of a bare Trainer alone | CPU of the simulated tabs |\n"
+          "|---|---|---|---|---|")
     for name, values in results.items():
-        print(f"| {name} | {statistics.median(values):,.0f} | {statistics.median(values) / alone:.0%} | "
-              f"{statistics.median(client[name]):.2f} cores |")
+        print(f"| {name} | {statistics.median(values):,.0f} | {statistics.median(values) / lab:.0%} | "
+              f"{statistics.median(values) / bare:.0%} | {statistics.median(client[name]):.2f} cores |")
 
 
 if __name__ == "__main__":
