@@ -27,6 +27,7 @@ runs work as before, and a run the restart interrupted is resumed by whoever hol
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import secrets
 import threading
@@ -47,6 +48,20 @@ from .monitor import SampleMonitor
 from .trainer import Status, TrainConfig, Trainer, check_changes
 
 READING_KEYS = ("step", "shares", "confidence", "coverage", "digits_ok", "precision", "recall")
+
+
+# The class's read-only tabs share a budget of polls: each page poll costs the server's cores a few ms of
+# Python that the run it shows would otherwise use (7 ms of page script and 2.5 ms of event loop per poll on
+# 2 cores, bench/audience.py with py-spy). Alone a watcher polls every second; with more of them each one
+# polls less often, so that all of them together poll about WATCH_POLLS_PER_S times a second.
+WATCH_POLLS_PER_S = 8
+WATCHER_TTL = 10.0          # seconds a watcher counts after its last poll (longer than the slowest poll)
+
+
+def watch_interval(watchers: int) -> int:
+    """Seconds between a read-only tab's polls when `watchers` tabs watch a run: 1 for up to
+    WATCH_POLLS_PER_S of them, then 1 more second for each further WATCH_POLLS_PER_S (30 watchers: 4 s)."""
+    return max(1, math.ceil(watchers / WATCH_POLLS_PER_S))
 
 
 def default_max_jobs() -> int:
@@ -152,6 +167,7 @@ class Run:
     snapshots: list = field(default_factory=list)          # [(step, (n, 28, 28) uint8)]
     final_checkpoint: dict | None = None
     last_seen: float = field(default_factory=time.monotonic)
+    watchers: dict = field(default_factory=dict)           # {read-only tab: when it last polled}
     trainer: Trainer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     max_snapshots: int = 48
@@ -426,9 +442,20 @@ class RunRegistry:
             wait = self._expected_wait(position)
         return run.view(position, wait)
 
-    def heartbeat(self, run: Run) -> None:
-        """Someone is looking at this run; call it on every poll."""
-        run.last_seen = self.clock()
+    def heartbeat(self, run: Run, watcher: str | None = None) -> None:
+        """Someone is looking at this run; call it on every poll, with `watcher` naming a read-only tab."""
+        run.last_seen = now = self.clock()
+        if watcher is not None:
+            with run.lock:
+                run.watchers[watcher] = now
+
+    def watching(self, run: Run) -> int:
+        """How many read-only tabs polled this run in the last WATCHER_TTL seconds (the ones gone are forgotten)."""
+        now = self.clock()
+        with run.lock:
+            for tab in [tab for tab, seen in run.watchers.items() if now - seen > WATCHER_TTL]:
+                del run.watchers[tab]
+            return len(run.watchers)
 
     def counts(self) -> dict:
         with self._lock:

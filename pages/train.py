@@ -1,6 +1,7 @@
 import streamlit as st
 
 from aigc import MODELS, CheckpointError, Status, TrainConfig, format_duration, train_settings
+from aigc.runs import watch_interval
 from ui import cached, charts, lab, session, startup, widgets
 
 startup.require_frame()
@@ -57,6 +58,9 @@ if run is None:
 
 
 # ---- the live run ---------------------------------------------------------------------------------
+watcher = None if can_control else session.owner()         # a read-only tab counts towards the class's budget
+registry.heartbeat(run, watcher)
+every = 0.7 if can_control else watch_interval(registry.watching(run))   # seconds between polls of a live run
 share, smooth = st.columns([4, 1], vertical_alignment="bottom")
 with share:
     if can_control:
@@ -64,16 +68,20 @@ with share:
                     "but cannot pause or stop it; everyone watching shares one training):")
         st.code(session.share_url(run.id), language=None)
     else:
-        st.caption(f"Watching run `{run.id}` read-only.")
+        st.caption(f"Watching run `{run.id}` read-only." + (
+            f" {registry.watching(run)} tabs are watching it, so each one refreshes every {every} s: together "
+            f"they leave the training its speed." if every > 1 else ""))
 smooth.slider("Chart smoothing", 0.0, 0.95, 0.8, 0.05, key=session.SMOOTHING,
               help="Exponential moving average of the losses: 0 shows the raw values, 0.95 a very smooth trend.")
 
 
 def live():
-    registry.heartbeat(run)
+    registry.heartbeat(run, watcher)
     view = registry.view(run)
     if (view.status is Status.QUEUED) != waiting:
         st.rerun()        # queued -> running: poll at the live rate from now on
+    if watcher is not None and watch_interval(registry.watching(run)) != every:
+        st.rerun()        # the class grew or shrank: poll at this tab's share of its budget from now on
     header, controls = st.columns([3, 2])
     header.subheader(f"{view.model} · run {view.id} · {view.status}")
     if can_control:
@@ -151,10 +159,10 @@ def live():
 
 view = registry.view(run)
 waiting = view.status is Status.QUEUED
-# a queued run polls slowly (its page only shows the queue), a live one a few times a second (its owner's
-# tab every 0.7 s, the class's read-only tabs every second: 30% fewer polls from the many, whose work
-# shares the server's cores with the training; bench/audience.py), an ended one not
-st.fragment(run_every=None if not view.active else 2.0 if waiting else 0.7 if can_control else 1.0)(live)()
+# a queued run polls slowly (its page only shows the queue), a live one about once a second (its owner's tab
+# every 0.7 s, the class's read-only tabs every second, or less often when so many watch that their polls
+# would take the training's cores: aigc.runs.watch_interval, bench/audience.py), an ended one not
+st.fragment(run_every=None if not view.active else 2.0 if waiting else every)(live)()
 
 view = registry.view(run)
 

@@ -200,6 +200,10 @@ def test_watchers_without_the_key_cannot_control_the_run():
     assert any("read-only" in c.value for c in at.caption)
     assert not {"pause", "stop"} & set(buttons(at))
     assert not at.code, "watchers get no share link with a key in it"
+    for tab in range(20):               # a class arrives: 21 tabs with this one (AppTest's tabs share one session id)
+        reg.heartbeat(run, f"another tab {tab}")
+    crowd = app("pages/train.py", run=run.id)
+    assert any("21 tabs are watching it, so each one refreshes every 3 s" in c.value for c in crowd.caption)
     for wrong in (run.key[:-1], run.key + "x", "ключ"):          # a near miss, or not even ASCII
         guesser = app("pages/train.py", run=run.id, key=wrong)
         assert not guesser.exception and not {"pause", "stop"} & set(buttons(guesser))

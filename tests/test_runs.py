@@ -6,7 +6,7 @@ import torch
 from conftest import tiny_vae_run, wait_for
 
 from aigc import Status, TrainConfig, Trainer, build_model, make_checkpoint, read_checkpoint
-from aigc.runs import RunRegistry
+from aigc.runs import WATCH_POLLS_PER_S, WATCHER_TTL, RunRegistry, watch_interval
 
 
 def long_run(**kw):
@@ -62,6 +62,26 @@ def test_closed_tab_stops_its_run_and_keeps_weights(tmp_path):
     wait_for(lambda: reg.view(run).status is Status.STOPPED)
     assert "no browser watching" in reg.view(run).message
     assert run.checkpoint()["step"] > 0 and (tmp_path / "state" / f"{run.id}.pt").exists()
+
+
+def test_a_class_of_watchers_shares_a_budget_of_polls(tmp_path):
+    clock = FakeClock()
+    reg = RunRegistry(max_jobs=1, runs_dir=tmp_path, clock=clock)
+    run = reg.submit(long_run())
+    reg.heartbeat(run)                                           # the owner does not count
+    for tab in range(29):
+        reg.heartbeat(run, f"tab{tab}")
+        reg.heartbeat(run, f"tab{tab}")                          # polling again is still one tab
+    assert reg.watching(run) == 29
+    assert [watch_interval(n) for n in (0, 1, WATCH_POLLS_PER_S, WATCH_POLLS_PER_S + 1, 29)] == [1, 1, 1, 2, 4]
+    assert 29 / watch_interval(29) <= WATCH_POLLS_PER_S          # together they stay within the budget
+    clock.now += WATCHER_TTL / 2
+    for tab in range(5):
+        reg.heartbeat(run, f"tab{tab}")
+    clock.now += WATCHER_TTL / 2 + 0.1                           # the other 24 closed their tabs
+    assert reg.watching(run) == 5 and len(run.watchers) == 5
+    reg.stop(run)
+    wait_for(lambda: not reg.view(run).active)
 
 
 def test_snapshots_are_thinned_to_their_limit():
