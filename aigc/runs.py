@@ -50,10 +50,10 @@ from .trainer import Status, TrainConfig, Trainer, check_changes
 READING_KEYS = ("step", "shares", "confidence", "coverage", "digits_ok", "precision", "recall")
 
 
-# The class's read-only tabs share a budget of polls: each page poll costs the server's cores a few ms of
-# Python that the run it shows would otherwise use (7 ms of page script and 2.5 ms of event loop per poll on
-# 2 cores, bench/audience.py with py-spy). Alone a watcher polls every second; with more of them each one
-# polls less often, so that all of them together poll about WATCH_POLLS_PER_S times a second.
+# The class's read-only tabs share a budget of polls: each page poll costs the server's cores some ms of
+# Python (the page script, then the event loop sending it) that the run it shows would otherwise use
+# (bench/audience.py, with py-spy on the server). Alone a watcher polls every second; with more of them each
+# one polls less often, so that all of them together poll about WATCH_POLLS_PER_S times a second.
 WATCH_POLLS_PER_S = 8
 WATCHER_TTL = 10.0          # seconds a watcher counts after its last poll (longer than the slowest poll)
 

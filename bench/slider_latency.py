@@ -1,6 +1,7 @@
 """Server time of one Explore update, per shipped checkpoint: a latent-slider move, or for a model that
 samples step by step (Section.TRAJECTORY) a new seed in the step-by-step section: one image and its
-whole trajectory with the sampling settings' defaults (20 steps, the model's guidance).
+whole trajectory with the sampling settings' defaults (the model's own steps, guidance and sampler), or with
+--steps and --sampler in their place.
 
 Three numbers side by side: the backend work alone (sample one image, or its trajectory, and make the
 PNGs); the section's own server time as the page reports it under the section (in a browser the section
@@ -38,6 +39,8 @@ def pct(values, q):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--moves", type=int, default=30)
+    p.add_argument("--steps", type=int, help="sampling steps instead of the model's own (models that sample step by step)")
+    p.add_argument("--sampler", help="sampler instead of the model's own: euler, heun or ancestral")
     args = p.parse_args()
     configure_threads()
     from streamlit.testing.v1 import AppTest
@@ -49,6 +52,8 @@ def main():
         labels = model.default_labels(1)
         stepwise = Section.TRAJECTORY in model.explore_sections
         explore_defaults = {s.name: s.default for s in model.sampling_settings}     # as the page first shows it
+        overrides = {"steps": args.steps, "sampler": args.sampler} if stepwise else {}
+        explore_defaults.update({k: v for k, v in overrides.items() if v is not None})
         if not stepwise:
             direction = find_directions(model, n=256)[0].vector
         backend = []
@@ -66,6 +71,9 @@ def main():
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
         at.switch_page("pages/explore.py").run()
         at.selectbox(key="explore_ckpt").set_value(f"{name} (shipped)").run()
+        if stepwise:                                                        # the same settings on the page
+            at.slider(key="sample_steps").set_value(explore_defaults["steps"]).run()
+            at.radio(key="sample_sampler").set_value(explore_defaults["sampler"]).run()
         page, section = [], []
         for k in range(args.moves):
             widget = at.number_input(key="trajectory_seed") if stepwise else at.slider(key="dir_thickness")
@@ -75,7 +83,8 @@ def main():
             assert not at.exception, at.exception
             reported = next(c.value for c in at.caption if c.value.startswith("Server time for this update"))
             section.append(float(reported.split(": ")[1].split(" ms")[0]))
-        update = f"new seed, {explore_defaults['steps']}-step trajectory" if stepwise else "slider move"
+        update = (f"new seed, {explore_defaults['steps']}-step {explore_defaults['sampler']} trajectory" if stepwise
+                  else "slider move")
         print(f"| {name} | {update} | "
               f"{statistics.median(backend):.1f} / {pct(backend, 0.95):.1f} | "
               f"{statistics.median(section):.1f} / {pct(section, 0.95):.1f} | "

@@ -80,7 +80,7 @@ def live():
     view = registry.view(run)
     if (view.status is Status.QUEUED) != waiting:
         st.rerun()        # queued -> running: poll at the live rate from now on
-    if watcher is not None and watch_interval(registry.watching(run)) != every:
+    if watcher is not None and view.active and watch_interval(registry.watching(run)) != every:
         st.rerun()        # the class grew or shrank: poll at this tab's share of its budget from now on
     header, controls = st.columns([3, 2])
     header.subheader(f"{view.model} · run {view.id} · {view.status}")

@@ -221,9 +221,9 @@ def family_rows(members: list[tuple[str, int | None, dict]], panel: Panel, smoot
 def with_rows(spec: dict, rows: pd.DataFrame, categories: tuple = ("series", "kind")) -> dict:
     """The spec with its rows inside, as a named dataset already in Arrow's IPC format, with the repeated
     names in `categories` stored once each. Streamlit sends such bytes as they are; given a table or a
-    DataFrame it serialises it again for every viewer's every poll, and with 30 viewers of a run that was
-    29% of the server's CPU samples for DataFrames, 25% of the page scripts' for tables (bench/audience.py,
-    py-spy). Streamlit copies a spec before it takes the dataset out, so one spec serves every viewer."""
+    DataFrame it serialises it again for every viewer's every poll, which with 30 viewers of a run was the
+    page scripts' largest cost (bench/audience.py, py-spy). Streamlit copies a spec before it takes the
+    dataset out, so one spec serves every viewer."""
     table = pa.Table.from_pandas(rows.astype({c: "category" for c in categories}), preserve_index=False)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
