@@ -60,7 +60,8 @@ if run is None:
 # ---- the live run ---------------------------------------------------------------------------------
 watcher = None if can_control else session.owner()         # a read-only tab counts towards the class's budget
 registry.heartbeat(run, watcher)
-every = 0.7 if can_control else watch_interval(registry.watching(run))   # seconds between polls of a live run
+watchers = registry.watching(run)
+every = 0.7 if can_control else watch_interval(watchers)   # seconds between polls of a live run
 share, smooth = st.columns([4, 1], vertical_alignment="bottom")
 with share:
     if can_control:
@@ -69,7 +70,7 @@ with share:
         st.code(session.share_url(run.id), language=None)
     else:
         st.caption(f"Watching run `{run.id}` read-only." + (
-            f" {registry.watching(run)} tabs are watching it, so each one refreshes every {every} s: together "
+            f" {watchers} tabs are watching it, so each one refreshes every {every} s: together "
             f"they leave the training its speed." if every > 1 else ""))
 smooth.slider("Chart smoothing", 0.0, 0.95, 0.8, 0.05, key=session.SMOOTHING,
               help="Exponential moving average of the losses: 0 shows the raw values, 0.95 a very smooth trend.")
