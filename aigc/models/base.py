@@ -27,6 +27,12 @@ def check_range(name: str, value, low, high, kind=int) -> None:
         raise ValueError(f"{name} must be between {low} and {high}, got {value}")
 
 
+def check_choice(name: str, value, choices: tuple) -> None:
+    """Raises ValueError naming the setting, its value and the choices it has."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
 def pick_slice(z0: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse-CDF choice of a category from standard normal noise. u = Φ(z₀), z₀ (b, 1), falls into slice j
     of (0, 1) cut by the weights (b, k) (rows sum to 1); returns j (b,) and u rescaled within its slice and

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_range, update_average
+from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_choice, check_range, update_average
 from .declarations import Panel, Redraw, Section, Series, Setting, Trajectory
 
 NULL_LABEL = NUM_CLASSES            # the extra label that classifier-free guidance trains as "no label"
@@ -97,8 +97,7 @@ class DiffusionConfig(ModelConfig):
         return 28 * 28               # z is the starting noise image, flattened
 
     def validate(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        check_choice("objective", self.objective, OBJECTIVES)
         check_range("width", self.width, 8, 256)
         check_range("mult", self.mult, 1, 8)
         check_range("blocks", self.blocks, 1, 4)
@@ -108,12 +107,7 @@ class DiffusionConfig(ModelConfig):
         check_range("ema_decay", self.ema_decay, 0.0, 0.9999, kind=float)
         check_range("sample_steps", self.sample_steps, 1, MAX_STEPS)
         check_range("guidance", self.guidance, 0.0, MAX_GUIDANCE, kind=float)
-        check_sampler(self.sampler)
-
-
-def check_sampler(sampler: str) -> None:
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+        check_choice("sampler", self.sampler, SAMPLERS)
 
 
 # ---- the network -----------------------------------------------------------------------------------------
@@ -256,25 +250,24 @@ class Process:
           DDPM sampling does (Ho et al. 2020), for any schedule.
         Returns the trajectory: x_t at every level, and x̂₀ as read at each step."""
         check_range("steps", steps, 1, MAX_STEPS)
-        check_sampler(sampler)
+        check_choice("sampler", sampler, SAMPLERS)
         ts = torch.linspace(start, 0, steps + 1, device=z.device)
         x, images, estimates = z, [z], []
         for t, s in zip(ts[:-1], ts[1:]):
             x0, eps = self.read(x, predict(x, t.expand(x.shape[0]), labels), t)
             (a_t, s_t), (a_s, s_s) = self.schedule(t), self.schedule(s)
-            estimates.append(x0)
             if sampler == "ancestral":      # the posterior's spread: σ²_{t|s} σ_s² / σ_t², σ²_{t|s} = σ_t² - (α_t / α_s)² σ_s²
                 fresh = (s_s / s_t) * (s_t ** 2 - (a_t / a_s) ** 2 * s_s ** 2).clamp_min(0).sqrt()
                 noise = torch.randn(x.shape, generator=generator).to(x.device)
-                x = a_s * x0 + (s_s ** 2 - fresh ** 2).clamp_min(0).sqrt() * eps + fresh * noise
-                images.append(x)
-                continue
-            x_s = a_s * x0 + s_s * eps
-            if sampler == "heun" and s > 0:
-                x0_s, eps_s = self.read(x_s, predict(x_s, s.expand(x.shape[0]), labels), s)
-                x_s = x + (s - t) * (self.velocity(x0, eps, t) + self.velocity(x0_s, eps_s, s)) / 2
+                x_s = a_s * x0 + (s_s ** 2 - fresh ** 2).clamp_min(0).sqrt() * eps + fresh * noise
+            else:
+                x_s = a_s * x0 + s_s * eps
+                if sampler == "heun" and s > 0:
+                    x0_s, eps_s = self.read(x_s, predict(x_s, s.expand(x.shape[0]), labels), s)
+                    x_s = x + (s - t) * (self.velocity(x0, eps, t) + self.velocity(x0_s, eps_s, s)) / 2
             x = x_s
             images.append(x)
+            estimates.append(x0)
         return Trajectory(ts, torch.stack(images), torch.stack(estimates))
 
 

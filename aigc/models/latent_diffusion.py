@@ -19,10 +19,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_range
+from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_choice, check_range
 from .declarations import Redraw, Section, Setting, Trajectory
-from .diffusion import (LOSS_PANELS, MAX_STEPS, FlowMatching, check_sampler, denoising_loss, guided,
-                        sampling_settings, timestep_embedding)
+from .diffusion import (LOSS_PANELS, MAX_STEPS, SAMPLERS, FlowMatching, denoising_loss, guided, sampling_settings,
+                        timestep_embedding)
 from .vae import VAE, VAEConfig
 
 
@@ -43,7 +43,7 @@ class LatentDiffusionConfig(ModelConfig):
         check_range("label_dropout", self.label_dropout, 0.0, 1.0, kind=float)
         check_range("sample_steps", self.sample_steps, 1, 100)
         check_range("guidance", self.guidance, 0.0, 10.0, kind=float)
-        check_sampler(self.sampler)
+        check_choice("sampler", self.sampler, SAMPLERS)
 
 
 class ResidualMLPBlock(nn.Module):
