@@ -102,7 +102,7 @@ def test_a_tiny_training_run_updates_chart_and_grid_then_is_explorable():
     run_id = run_in_address(at)
     assert run_id and at.query_params["key"]
     assert any(f"?run={run_id}" in c.value and "key" not in c.value for c in at.code), "a read-only share link"
-    assert len(live_charts(at)) == 2, "the chart frame is there from the start"
+    assert len(live_charts(at)) == 4, "every chart's frame is there from the start: the VAE's 2 panels, 2 readings"
     blank = image_urls(at)[0]                                   # the placeholder grid
     rows = []
     deadline = time.monotonic() + 90

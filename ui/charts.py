@@ -172,8 +172,10 @@ def quality_rows(readings: dict, marks: tuple) -> pd.DataFrame:
 @st.cache_resource(max_entries=128, show_spinner=False)
 def reading_panels(run_id: str, readings: int, target_step: int, _readings: dict, marks: tuple = ()) -> list[dict]:
     """The digit strip and the quality chart (specs with their rows inside) for a run with `readings`
-    readings, built once per new reading and shared by every viewer, as live_panels are."""
-    x_max = max(target_step, _readings["step"][-1])
+    readings (none yet: their empty frames), built once per new reading and shared by every viewer, as
+    live_panels are."""
+    steps = _readings.get("step", [])
+    x_max = max(target_step, steps[-1] if steps else 1)
     return [with_rows(coverage_spec(x_max), coverage_rows(_readings), ("digit",)),
             with_rows(quality_spec(x_max), quality_rows(_readings, marks))]
 

@@ -75,10 +75,12 @@ def coach(registry: RunRegistry, run: Run, view: RunView, can_control: bool) -> 
 
 
 def readings(view: RunView) -> None:
-    """What the classifier reads in the grid at each snapshot, and precision and recall over time."""
-    if not view.readings.get("step"):
+    """What the classifier reads in the grid at each snapshot, and precision and recall over time. A live run
+    draws their frames before the first reading, as it does its loss charts, so that no chart appears mid-run
+    and pushes the page down; an ended run without readings draws none."""
+    if not view.readings.get("step") and not view.active:
         return
-    for chart in charts.reading_panels(view.id, len(view.readings["step"]), view.target_step, view.readings,
+    for chart in charts.reading_panels(view.id, len(view.readings.get("step", [])), view.target_step, view.readings,
                                        view.marks):
         st.vega_lite_chart(spec=chart, width="stretch")
     st.caption("Confidence: how sure the classifier is of the grid's digits. Precision: the share of 256 samples that "
