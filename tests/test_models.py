@@ -38,6 +38,22 @@ def test_steps_on_real_mnist_give_finite_moving_losses(name, mnist):
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
+@pytest.mark.parametrize("name", ["cgan", "dcgan", "mlp_gan"])
+def test_a_gan_generator_update_computes_and_changes_g_alone(name, mnist):
+    torch.manual_seed(0)
+    model = new_model(name)
+    model.start_training(mnist)
+    opts = model.configure_optimizers(1e-3, (0.5, 0.999))
+    x, y = mnist.batch(torch.arange(16))
+    d_before = [p.detach().clone() for p in model.discriminator.parameters()]
+    g_before = [p.detach().clone() for p in model.generator.parameters()]
+    model.train_step(x, y, opts, autocast(torch.device("cpu")), phase="g")
+    assert all(p.grad is None for p in model.discriminator.parameters())       # no work spent on D's gradients
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.generator.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(d_before, model.discriminator.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters()))
+
+
 def test_mlp_gan_has_the_textbook_shape():
     model = build_model("mlp_gan")
     g = [m.out_features for m in model.generator if isinstance(m, torch.nn.Linear)]

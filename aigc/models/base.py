@@ -27,6 +27,13 @@ def check_range(name: str, value, low, high, kind=int) -> None:
         raise ValueError(f"{name} must be between {low} and {high}, got {value}")
 
 
+def adam(params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """Adam on its fused kernel where torch has one (CPU, CUDA): the same update in one pass over all of an
+    optimizer's tensors instead of a dozen operations on each, which counts for these small networks."""
+    params = list(params)
+    return torch.optim.Adam(params, lr=lr, betas=betas, fused=params[0].device.type in ("cpu", "cuda"))
+
+
 def check_choice(name: str, value, choices: tuple) -> None:
     """Raises ValueError naming the setting, its value and the choices it has."""
     if value not in choices:
@@ -383,8 +390,8 @@ class GAN(GenerativeModel):
 
     def configure_optimizers(self, lr, betas):
         return {
-            "g": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
-            "d": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
+            "g": adam(self.generator.parameters(), lr, betas),
+            "d": adam(self.discriminator.parameters(), lr, betas),
         }
 
     def train_step(self, x, y, optimizers, autocast, phase: str | None = None):
@@ -424,7 +431,9 @@ class GAN(GenerativeModel):
             logits_gen = self.discriminate(fake, labels).float()
             loss_g = F.binary_cross_entropy_with_logits(logits_gen, torch.ones_like(logits_gen))
         optimizers["g"].zero_grad(set_to_none=True)
-        loss_g.backward()
+        # G's gradients alone: D's weights would get gradients here that its next update discards, a third of
+        # the work of D's backward pass
+        loss_g.backward(inputs=list(self.generator.parameters()))
         optimizers["g"].step()
         if self.config.ema_decay > 0:
             self.update_ema()

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_choice, check_range, update_average
+from .base import NUM_CLASSES, GenerativeModel, ModelConfig, adam, check_choice, check_range, update_average
 from .declarations import Panel, Redraw, Section, Series, Setting, Trajectory
 
 NULL_LABEL = NUM_CLASSES            # the extra label that classifier-free guidance trains as "no label"
@@ -446,7 +446,7 @@ class Diffusion(GenerativeModel):
 
     # ---- training ----
     def configure_optimizers(self, lr, betas):
-        return {"net": torch.optim.Adam(self.net.parameters(), lr=lr, betas=betas)}
+        return {"net": adam(self.net.parameters(), lr, betas)}
 
     def train_step(self, x, y, optimizers, autocast):
         with autocast:

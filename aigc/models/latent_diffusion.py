@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_choice, check_range
+from .base import NUM_CLASSES, GenerativeModel, ModelConfig, adam, check_choice, check_range
 from .declarations import Redraw, Section, Setting, Trajectory
 from .diffusion import (LOSS_PANELS, MAX_STEPS, SAMPLERS, FlowMatching, denoising_loss, guided, sampling_settings,
                         timestep_embedding)
@@ -198,7 +198,7 @@ class LatentDiffusion(GenerativeModel):
 
     # ---- training ----
     def configure_optimizers(self, lr, betas):
-        return {"net": torch.optim.Adam(self.net.parameters(), lr=lr, betas=betas)}
+        return {"net": adam(self.net.parameters(), lr, betas)}
 
     def train_step(self, x, y, optimizers, autocast):
         if not self._codes_ready:

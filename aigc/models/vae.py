@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import NUM_CLASSES, GenerativeModel, ModelConfig, check_range, pick_slice
+from .base import NUM_CLASSES, GenerativeModel, ModelConfig, adam, check_range, pick_slice
 from .declarations import Panel, Redraw, Section, Series, Setting
 
 
@@ -209,7 +209,7 @@ class VAE(GenerativeModel):
         return True
 
     def configure_optimizers(self, lr, betas):
-        return {"vae": torch.optim.Adam(self.parameters(), lr=lr, betas=betas)}
+        return {"vae": adam(self.parameters(), lr, betas)}
 
     def train_step(self, x, y, optimizers, autocast):
         target = (x + 1) / 2                                                 # (b, 1, 28, 28) in [0, 1]
