@@ -30,9 +30,11 @@ def grid(images: torch.Tensor | np.ndarray, nrow: int | None = None, pad: int = 
     return out
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
+def png_bytes(pixels: np.ndarray, compress_level: int = 6) -> bytes:
+    """zlib's level 6 (Pillow's default) for files; 1 for pictures encoded as they come: half the CPU of 6
+    for an upscaled digit grid, and a third more bytes."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 

@@ -11,7 +11,8 @@ Side by side, alternating rounds on one machine:
   idle (it polls nothing);
 - server, 1 viewer: the owner's tab answers the page's live reruns as a browser does;
 - server, N viewers: the owner and N - 1 tabs on the read-only link (?run=<id>).
-Each viewer is a simulated tab that speaks Streamlit's websocket protocol (bench/load_test.py), on
+The window opens once the class has arrived: a tab that joined while fewer watched reruns its whole page
+once, at its share of the class's poll budget, before the window. Each viewer is a simulated tab that speaks Streamlit's websocket protocol (bench/load_test.py), on
 loopback, so the clients' own parsing also runs on this machine's two cores (in a classroom it runs on
 the students' devices). Throughput is steps advanced over a timed window, read from the page's progress
 bar, times the batch size.
@@ -117,6 +118,10 @@ async def served(ws_url: str, viewers: int, window: float, batch: int) -> tuple[
         await tab.rerun(page="train", query=f"run={run_id}")
         tabs.append(tab)
     await asyncio.sleep(3)                              # past the first steps and snapshots
+    for tab in tabs[1:]:  # the class's arrival: a tab that joined before the class was complete reruns its page
+        for fragment in list(tab.auto_reruns):          # once, at its share of the poll budget, on its next poll
+            await tab.rerun(fragment=fragment)
+    await asyncio.sleep(2 if viewers > 1 else 0)        # ...which those full reruns take: before the window
     await owner.rerun()
     first, started, client_cpu = owner.step(), time.monotonic(), time.process_time()
     if viewers:
