@@ -21,13 +21,17 @@ def test_sample_shape_and_range(name):
     assert images.min() >= -1 and images.max() <= 1
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_steps_on_real_mnist_give_finite_moving_losses(name, mnist):
+def ready_to_train(name: str, mnist, batch: int):
+    """A fresh seeded model, its optimizers and a batch of real digits with their labels."""
     torch.manual_seed(0)
     model = new_model(name)
     model.start_training(mnist)
-    opts = model.configure_optimizers(1e-3, (0.5, 0.999))
-    x, y = mnist.batch(torch.arange(64))
+    return model, model.configure_optimizers(1e-3, (0.5, 0.999)), *mnist.batch(torch.arange(batch))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_steps_on_real_mnist_give_finite_moving_losses(name, mnist):
+    model, opts, x, y = ready_to_train(name, mnist, 64)
     before = [p.detach().clone() for p in model.parameters()]
     losses = [model.train_step(x, y, opts, autocast(torch.device("cpu"))) for _ in range(5)]
     assert set(losses[0]) == set(model.metric_names)
@@ -40,11 +44,7 @@ def test_steps_on_real_mnist_give_finite_moving_losses(name, mnist):
 
 @pytest.mark.parametrize("name", ["cgan", "dcgan", "mlp_gan"])
 def test_a_gan_generator_update_computes_and_changes_g_alone(name, mnist):
-    torch.manual_seed(0)
-    model = new_model(name)
-    model.start_training(mnist)
-    opts = model.configure_optimizers(1e-3, (0.5, 0.999))
-    x, y = mnist.batch(torch.arange(16))
+    model, opts, x, y = ready_to_train(name, mnist, 16)
     d_before = [p.detach().clone() for p in model.discriminator.parameters()]
     g_before = [p.detach().clone() for p in model.generator.parameters()]
     model.train_step(x, y, opts, autocast(torch.device("cpu")), phase="g")
