@@ -12,9 +12,9 @@ Side by side, alternating rounds on one machine:
 - server, 1 viewer: the owner's tab answers the page's live reruns as a browser does;
 - server, N viewers: the owner and N - 1 tabs on the read-only link (?run=<id>).
 The window opens once the class has arrived: a tab that joined while fewer watched reruns its whole page
-once, at its share of the class's poll budget, before the window. Each viewer is a simulated tab that speaks Streamlit's websocket protocol (bench/load_test.py), on
-loopback, so the clients' own parsing also runs on this machine's two cores (in a classroom it runs on
-the students' devices). Throughput is steps advanced over a timed window, read from the page's progress
+once, at its share of the class's poll budget, before the window. Each viewer is a simulated tab that
+speaks Streamlit's websocket protocol (bench/load_test.py), on loopback, so the clients' own parsing also
+runs on this machine's two cores (in a classroom it runs on the students' devices). Throughput is steps advanced over a timed window, read from the page's progress
 bar, times the batch size.
 
     .venv/bin/python bench/audience.py --viewers 30 --window 15 --rounds 2
