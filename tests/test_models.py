@@ -54,6 +54,26 @@ def test_a_gan_generator_update_computes_and_changes_g_alone(name, mnist):
     assert all(not torch.equal(a, b) for a, b in zip(g_before, model.generator.parameters()))
 
 
+@pytest.mark.parametrize("name, args", [("cgan", {}), ("mlp_gan", {"clusters": 4})])
+def test_projection_discriminator_is_w_plus_embedding_dot_features(name, args, mnist):
+    """logit = w·φ(x) + embed(y)·φ(x) + b (Miyato & Koyama 2018), exactly in float64 and closely under bf16."""
+    torch.manual_seed(0)
+    model = build_model(name, args).eval()
+    d = model.discriminator
+    torch.nn.init.normal_(d.embed.weight, 0.0, 0.02)      # mlp_gan's starts at zero, which would hide the term
+    x, y = mnist.batch(torch.arange(8))
+    y = y % model.label_count
+    features, head = (d.body.features, d.body.head) if name == "cgan" else (d.net[:-2], d.net[-2])
+    d64 = d.double()
+    h = features(x.double())                                                      # (8, f)
+    expected = h @ head.weight[0] + (d.embed(y) * h).sum(1) + head.bias           # (8,)
+    torch.testing.assert_close(d64(x.double(), y), expected)
+    d.float()
+    with autocast(torch.device("cpu")):
+        low = d(x, y).float()
+    torch.testing.assert_close(low, expected.float(), atol=0.05, rtol=0.05)
+
+
 def test_mlp_gan_has_the_textbook_shape():
     model = build_model("mlp_gan")
     g = [m.out_features for m in model.generator if isinstance(m, torch.nn.Linear)]

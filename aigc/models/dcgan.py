@@ -86,7 +86,9 @@ class ProjectionDiscriminator(nn.Module):
 
     def forward(self, x, labels):
         h = self.body.features(x)                                          # (b, 2w*49)
-        return self.body.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+        w = self.body.head.weight + self.embed(labels)                     # (b, 2w*49): w + embed(y)
+        # one product in h's dtype: under bf16 autocast a float32 w would make it a slower mixed-type one
+        return (w.to(h.dtype) * h).sum(1) + self.body.head.bias           # (b,)
 
 
 class DCGAN(GAN):

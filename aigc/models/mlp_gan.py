@@ -47,7 +47,9 @@ class MLPProjectionDiscriminator(nn.Module):
 
     def forward(self, x, labels):
         h = self.net[:-2](x)                                     # (b, 256)
-        return self.net[-2:](h) + (self.embed(labels) * h).sum(1)
+        head = self.net[-2]
+        w = head.weight + self.embed(labels)                     # (b, 256): w + embed(y)
+        return (w.to(h.dtype) * h).sum(1) + head.bias            # (b,), the product in h's dtype as in dcgan
 
 
 class MLPGAN(GAN):
