@@ -64,10 +64,10 @@ def test_projection_discriminator_is_w_plus_embedding_dot_features(name, args, m
     x, y = mnist.batch(torch.arange(8))
     y = y % model.label_count
     features, head = (d.body.features, d.body.head) if name == "cgan" else (d.net[:-2], d.net[-2])
-    d64 = d.double()
+    d.double()
     h = features(x.double())                                                      # (8, f)
     expected = h @ head.weight[0] + (d.embed(y) * h).sum(1) + head.bias           # (8,)
-    torch.testing.assert_close(d64(x.double(), y), expected)
+    torch.testing.assert_close(d(x.double(), y), expected)
     d.float()
     with autocast(torch.device("cpu")):
         low = d(x, y).float()
