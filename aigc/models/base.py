@@ -53,6 +53,14 @@ def pick_slice(z0: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, to
     return index.squeeze(1), (2 ** 0.5 * torch.erfinv(2 * u - 1)).to(z0.dtype)
 
 
+def projection_logits(h: torch.Tensor, head: nn.Linear, label_embedding: torch.Tensor) -> torch.Tensor:
+    """A projection discriminator's logit (Miyato & Koyama 2018) from the features h (b, f), the linear head
+    (f -> 1) and embed(y) (b, f): (w + embed(y))·h + b (b,). One product in h's dtype: under bf16 autocast a
+    float32 w + embed(y) would make it a slower mixed-type one."""
+    w = head.weight + label_embedding                                                   # (b, f)
+    return (w.to(h.dtype) * h).sum(1) + head.bias
+
+
 def kmeans(x: torch.Tensor, k: int, iters: int = 30, generator: torch.Generator | None = None) -> torch.Tensor:
     """Lloyd's k-means on x (n, d) with k-means++ seeding (Arthur & Vassilvitskii 2007); returns the
     centres (k, d). Stops when no point changes group; an emptied group is re-seeded at the point

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
-from .base import GAN, ModelConfig, check_range
+from .base import GAN, ModelConfig, check_range, projection_logits
 
 
 @dataclass
@@ -86,9 +86,7 @@ class ProjectionDiscriminator(nn.Module):
 
     def forward(self, x, labels):
         h = self.body.features(x)                                          # (b, 2w*49)
-        w = self.body.head.weight + self.embed(labels)                     # (b, 2w*49): w + embed(y)
-        # one product in h's dtype: under bf16 autocast a float32 w would make it a slower mixed-type one
-        return (w.to(h.dtype) * h).sum(1) + self.body.head.bias           # (b,)
+        return projection_logits(h, self.body.head, self.embed(labels))    # (b,)
 
 
 class DCGAN(GAN):

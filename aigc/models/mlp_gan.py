@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import GAN, ModelConfig, check_range
+from .base import GAN, ModelConfig, check_range, projection_logits
 
 
 @dataclass
@@ -47,9 +47,7 @@ class MLPProjectionDiscriminator(nn.Module):
 
     def forward(self, x, labels):
         h = self.net[:-2](x)                                     # (b, 256)
-        head = self.net[-2]
-        w = head.weight + self.embed(labels)                     # (b, 256): w + embed(y)
-        return (w.to(h.dtype) * h).sum(1) + head.bias            # (b,), the product in h's dtype as in dcgan
+        return projection_logits(h, self.net[-2], self.embed(labels))   # (b,)
 
 
 class MLPGAN(GAN):
