@@ -10,7 +10,9 @@ Side by side, alternating rounds on one machine:
 - server, 0 viewers: the run started from the Train page of a real `streamlit run app.py`, its tab then
   idle (it polls nothing);
 - server, 1 viewer: the owner's tab answers the page's live reruns as a browser does;
-- server, N viewers: the owner and N - 1 tabs on the read-only link (?run=<id>).
+- server, N viewers: the owner and N - 1 tabs on the read-only link (?run=<id>);
+- paired: on one run with its 1 or N tabs connected throughout, windows in which the tabs watch alternate
+  with windows in which they send nothing, so the machine's drift between separate runs drops out.
 The window opens once the class has arrived: a tab that joined while fewer watched reruns its whole page
 once, at its share of the class's poll budget, before the window. Each viewer is a simulated tab that
 speaks Streamlit's websocket protocol (bench/load_test.py), on loopback, so the clients' own parsing also
@@ -97,9 +99,9 @@ async def watch(tab: Tab, until: float) -> None:
             await tab.rerun(fragment=fragment)
 
 
-async def served(ws_url: str, viewers: int, window: float, batch: int) -> tuple[float, float]:
-    """Images/s of a run started on the Train page, over `window` seconds, with `viewers` tabs watching,
-    and the CPU the simulated tabs themselves took meanwhile, in cores."""
+async def class_arrives(ws_url: str, viewers: int) -> list[Tab]:
+    """The owner starts a run on the Train page and viewers - 1 more tabs open its read-only link; returns the
+    tabs, the owner's first, once the class has arrived and the run is past its first snapshots."""
     owner = Tab(ws_url)
     await owner.connect()
     await owner.rerun(page=None)
@@ -122,23 +124,58 @@ async def served(ws_url: str, viewers: int, window: float, batch: int) -> tuple[
         for fragment in list(tab.auto_reruns):          # once, at its share of the poll budget, on its next poll
             await tab.rerun(fragment=fragment)
     await asyncio.sleep(2 if viewers > 1 else 0)        # ...which those full reruns take: before the window
+    return tabs
+
+
+async def steps_over(tabs: list[Tab], window: float, watching: bool) -> tuple[int, float]:
+    """Steps the run advanced over `window` seconds while the tabs answered its live reruns (watching) or
+    sent nothing (idle, as a tab left in the background), and the seconds that took."""
+    owner = tabs[0]
     await owner.rerun()
-    first, started, client_cpu = owner.step(), time.monotonic(), time.process_time()
-    if viewers:
+    first, started = owner.step(), time.monotonic()
+    if watching:
         await asyncio.gather(*(watch(t, started + window) for t in tabs))
     else:
         await asyncio.sleep(window)
     await owner.rerun()
-    last, elapsed = owner.step(), time.monotonic() - started
-    client_share = (time.process_time() - client_cpu) / elapsed
-    stop = owner.find("button", "Stop")
+    if first < 0 or owner.step() <= first:
+        raise RuntimeError(f"the run did not advance ({first} -> {owner.step()}): {owner.progress!r}")
+    return owner.step() - first, time.monotonic() - started
+
+
+async def leave(tabs: list[Tab]) -> None:
+    stop = tabs[0].find("button", "Stop")
     if stop is not None:
-        await owner.rerun(trigger=stop.id)
+        await tabs[0].rerun(trigger=stop.id)
     for tab in tabs:
         await tab.close()
-    if first < 0 or last <= first:
-        raise RuntimeError(f"the run did not advance ({first} -> {last}): {owner.progress!r}")
-    return (last - first) * batch / elapsed, client_share
+
+
+async def served(ws_url: str, viewers: int, window: float, batch: int) -> tuple[float, float]:
+    """Images/s of a run started on the Train page, over `window` seconds, with `viewers` tabs watching,
+    and the CPU the simulated tabs themselves took meanwhile, in cores."""
+    tabs = await class_arrives(ws_url, max(viewers, 1))
+    client_cpu = time.process_time()
+    steps, elapsed = await steps_over(tabs, window, watching=viewers > 0)
+    client_share = (time.process_time() - client_cpu) / elapsed
+    await leave(tabs)
+    return steps * batch / elapsed, client_share
+
+
+async def paired(ws_url: str, viewers: int, window: float, pairs: int) -> list[float]:
+    """The same run, the same connected tabs, windows in which they watch and windows in which they sit idle,
+    in pairs ordered idle-watching then watching-idle so a steady drift of the machine cancels; returns each
+    pair's speed watching over its speed idle."""
+    tabs = await class_arrives(ws_url, viewers)
+    ratios = []
+    for i in range(pairs):
+        speeds = {}
+        for watching in ((False, True) if i % 2 == 0 else (True, False)):
+            steps, elapsed = await steps_over(tabs, window, watching)
+            speeds[watching] = steps / elapsed
+        ratios.append(speeds[True] / speeds[False])
+    await leave(tabs)
+    return ratios
 
 
 async def warm_up(ws_url: str) -> None:
@@ -155,6 +192,7 @@ def main():
     p.add_argument("--viewers", type=int, default=30)
     p.add_argument("--window", type=float, default=15, help="timed seconds per measurement")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--pairs", type=int, default=4, help="paired windows, watching against idle, per class size")
     args = p.parse_args()
     sys.path.insert(0, str(REPO))
     from aigc import TrainConfig
@@ -184,6 +222,10 @@ def main():
                     client[name].append(cores)
                 print(f"round {r + 1}: {name}: {results[name][-1]:,.0f} images/s, simulated tabs "
                       f"{client[name][-1]:.2f} cores", flush=True)
+        ratios = {}
+        for viewers in (1, args.viewers) if args.pairs else ():
+            ratios[viewers] = asyncio.run(paired(ws_url, viewers, args.window, args.pairs))
+            print(f"paired, {viewers} watching: " + ", ".join(f"{r:.0%}" for r in ratios[viewers]), flush=True)
     finally:
         stop_server(server)
         shutil.rmtree(runs, ignore_errors=True)
@@ -195,6 +237,11 @@ def main():
     for name, values in results.items():
         print(f"| {name} | {statistics.median(values):,.0f} | {statistics.median(values) / lab:.0%} | "
               f"{statistics.median(values) / bare:.0%} | {statistics.median(client[name]):.2f} cores |")
+    if ratios:
+        print(f"\nThe same run with its tabs watching, as a share of it with the same tabs idle ({args.pairs} pairs "
+              f"of {args.window:g} s windows):\n| tabs | median | range |\n|---|---|---|")
+        for viewers, values in ratios.items():
+            print(f"| {viewers} | {statistics.median(values):.0%} | {min(values):.0%}–{max(values):.0%} |")
 
 
 if __name__ == "__main__":
