@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from .models import MODELS
 
-# Thresholds, from 5 healthy runs of the default cgan recipe (3,000 steps, seeds 0-4) against the failure
-# presets below (seeds 0-2); the margins are in the comments.
+# Thresholds, from 5 healthy runs of the default cgan recipe of the time (3,000 steps of 32 at lr 5e-4, seeds
+# 0-4) against the failure presets below (seeds 0-2); the margins are in the comments. The recipe since, 1,500
+# steps of 128 at 3e-3, drew no warning in 3 seeds (bench/coach.py).
 COLLAPSE_COVERAGE = 6          # fewer digits than this in the 64-sample grid (healthy: ≥ 6 after step 100)...
 COLLAPSE_WARMUP = 100          # ...from this many steps on (before, the grid is blobs for any run)
 COLLAPSE_ONE_DIGIT = 30 / 64   # or one digit this share of the grid (healthy: ≤ 25/64 after step 200)...
@@ -259,24 +260,30 @@ class Preset:
     model_args: dict = field(default_factory=dict)
 
 
+# The cgan lessons' base: small batches at a gentler learning rate than the recipe's, where each failure and
+# its cure were measured (bench/coach.py); on the recipe's batch of 128 at 3e-3 they show other warnings first.
+LESSON_BASE = {"batch_size": 32, "lr": 5e-4}
+
 PRESETS = {p.name: p for p in (
     Preset("healthy", "The healthy recipe", "cgan", {"seed": 0},
            "The default conditional GAN: digits of every kind within a few hundred steps, D(x) and D(G(z)) "
            "settling near ½, and the coach quiet until it says you can stop."),
-    Preset("collapse", "Mode collapse, and its cure", "cgan", {"lr": 2e-3, "beta1": 0.95, "seed": 0},
-           "Too much momentum (Adam's β₁ 0.95) and a higher learning rate: within 200 steps G ignores the digit "
-           "it is asked for and fills the grid with one digit, a different one every few hundred steps. The "
-           "coach pauses the run and offers β₁ back at 0.5; nine or more of the ten bands of the digit strip "
-           "come back within about 300 steps.", shows="collapse"),
+    Preset("collapse", "Mode collapse, and its cure", "cgan",
+           {**LESSON_BASE, "lr": 2e-3, "beta1": 0.95, "seed": 0},
+           "Too much momentum (Adam's β₁ 0.95) at learning rate 0.002, on batches of 32: within 200 steps G "
+           "ignores the digit it is asked for and fills the grid with one digit, a different one every few hundred "
+           "steps. The coach pauses the run and offers β₁ back at 0.5; nine or more of the ten bands of the digit "
+           "strip come back within about 300 steps.", shows="collapse"),
     Preset("discriminator_wins", "The discriminator wins, and its cure", "cgan",
-           {"lr_of": {"g": 2.5e-5}, "seed": 0},
-           "G learns 20× slower than D: D(x) goes to 1 and D(G(z)) to 0 within 50 steps, G's loss climbs past 9 "
-           "and its samples stay blobs. The coach's remedy raises G's learning rate; D(G(z)) climbs back and the "
-           "digits come within about 100 steps.", shows="discriminator_wins"),
-    Preset("diverge", "Exploding losses: act fast or rewind", "cgan", {"lr": 5e-3, "beta1": 0.9, "seed": 0},
-           "Ten times the learning rate and β₁ 0.9: G's loss shoots past 10 within about 30 steps, and left "
-           "alone D saturates and the grid collapses. The coach pauses at the first sign; β₁ back at 0.5 saves "
-           "the run (9 or more of the ten digits within about 50 steps). Applied too late it cannot: then "
+           {**LESSON_BASE, "lr_of": {"g": 2.5e-5}, "seed": 0},
+           "G learns 20× slower than D (batches of 32): D(x) goes to 1 and D(G(z)) to 0 within 50 steps, G's loss "
+           "climbs past 9 and its samples stay blobs. The coach's remedy raises G's learning rate; D(G(z)) climbs "
+           "back and the digits come within about 100 steps.", shows="discriminator_wins"),
+    Preset("diverge", "Exploding losses: act fast or rewind", "cgan",
+           {**LESSON_BASE, "lr": 5e-3, "beta1": 0.9, "seed": 0},
+           "Learning rate 0.005 and β₁ 0.9, on batches of 32: G's loss shoots past 10 within about 30 steps, and "
+           "left alone D saturates and the grid collapses. The coach pauses at the first sign; β₁ back at 0.5 "
+           "saves the run (9 or more of the ten digits within about 50 steps). Applied too late it cannot: then "
            "branch from a moment before the explosion.", shows="diverging"),
     Preset("posterior_collapse", "A VAE's posterior collapse, and its cure", "vae", {"seed": 0},
            "A VAE whose KL term weighs 20 times what the ELBO gives it: the codes carry almost nothing about "

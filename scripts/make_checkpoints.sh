@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 $PY -m aigc train --model vae     --steps 20000 --seed 1 --half --model-arg beta=0.25 --out checkpoints/vae.pt
 $PY -m aigc train --model vae     --steps 6000  --seed 1 --half --model-arg latent_dim=2 --out checkpoints/vae2d.pt
-$PY -m aigc train --model cgan    --steps 6000  --seed 1 --half --batch-size 128 --model-arg width=64 --model-arg ema_decay=0 --out checkpoints/cgan.pt
+$PY -m aigc train --model cgan    --steps 6000  --seed 1 --half --batch-size 128 --lr 5e-4 --model-arg width=64 --model-arg ema_decay=0 --out checkpoints/cgan.pt
 $PY -m aigc train --model dcgan   --steps 6000  --seed 1 --half --batch-size 128 --lr 5e-4 --model-arg width=64 --model-arg clusters=50 --model-arg ema_decay=0 --out checkpoints/dcgan.pt
 $PY -m aigc train --model mlp_gan --steps 15000 --seed 1 --half --model-arg clusters=50 --out checkpoints/mlp_gan.pt
 $PY -m aigc train --init checkpoints/mlp_gan.pt --steps 15000 --seed 2 --half --out checkpoints/mlp_gan.pt   # continued to 30,000

@@ -58,7 +58,7 @@ def paused_at(trainer: Trainer, step: int) -> threading.Thread:
 
 
 def test_a_change_mid_run_keeps_step_weights_and_history_and_is_marked(mnist):
-    trainer = Trainer(TrainConfig.for_model("cgan", steps=20, batch_size=16, log_every=2, sample_every=5),
+    trainer = Trainer(TrainConfig.for_model("cgan", steps=20, batch_size=16, lr=5e-4, log_every=2, sample_every=5),
                       data=mnist)
     thread = paused_at(trainer, 10)
     weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
@@ -140,7 +140,8 @@ def finished(registry: RunRegistry, run) -> None:
 
 def test_the_registry_branches_a_run_into_a_family_that_shares_its_past(mnist):
     registry = RunRegistry(max_jobs=1, monitor=False)
-    config = TrainConfig.for_model("cgan", steps=40, batch_size=16, log_every=5, sample_every=10, num_samples=8)
+    config = TrainConfig.for_model("cgan", steps=40, batch_size=16, lr=5e-4, log_every=5, sample_every=10,
+                                    num_samples=8)
     run = registry.submit(config, owner="teacher")
     finished(registry, run)
     parent = registry.view(run)

@@ -94,7 +94,7 @@ class DCGAN(GAN):
     summary = "Convolutional GAN (DCGAN): transposed convolutions draw the digit, strided convolutions judge it."
     # the Train page's recipe: still no labels, but 30 groups found by k-means and the conditional GAN's
     # batch and learning rate, which draw every kind of digit soonest on a CPU (bench/time_to_digits.py --strict)
-    train_defaults = dict(steps=3000, batch_size=32, lr=5e-4, beta1=0.5)
+    train_defaults = dict(steps=1500, batch_size=128, lr=3e-3, beta1=0.5)
     settings = (replace(GAN.clusters_setting, default=30),)
 
     def __init__(self, config: DCGANConfig | None = None):
