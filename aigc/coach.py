@@ -281,9 +281,9 @@ PRESETS = {p.name: p for p in (
            "back and the digits come within about 100 steps.", shows="discriminator_wins"),
     Preset("diverge", "Exploding losses: act fast or rewind", "cgan",
            {**LESSON_BASE, "lr": 5e-3, "beta1": 0.9, "seed": 0},
-           "Learning rate 0.005 and β₁ 0.9, on batches of 32: G's loss shoots past 10 within about 30 steps, and "
-           "left alone D saturates and the grid collapses. The coach pauses at the first sign; β₁ back at 0.5 "
-           "saves the run (9 or more of the ten digits within about 50 steps). Applied too late it cannot: then "
+           "Learning rate 0.005 and β₁ 0.9, on batches of 32: G's loss shoots past 12 within about 30–45 steps, "
+           "and left alone D saturates and the grid collapses. The coach pauses at the first sign; β₁ back at 0.5 "
+           "saves the run (9 or more of the ten digits within about 100 steps). Applied too late it cannot: then "
            "branch from a moment before the explosion.", shows="diverging"),
     Preset("posterior_collapse", "A VAE's posterior collapse, and its cure", "vae", {"seed": 0},
            "A VAE whose KL term weighs 20 times what the ELBO gives it: the codes carry almost nothing about "

@@ -283,7 +283,9 @@ class GAN(GenerativeModel):
              "with the recipes before it, had not after 2 minutes.")
     update_phases = {"d": "one D update", "g": "one G update"}
     diagnoses = ("collapse", "discriminator_wins", "oscillating", "diverging", "plateau")
-    loss_ceilings = {"loss_g": 10.0}     # healthy cgan runs peaked at 7.2, early on; every blow-up passed 10 by step 30
+    # healthy runs of the recipe (128 at lr 3e-3; 24 cgan and 8 dcgan seeds) stayed below 9.9 for two logs in a
+    # row and below 11.7 in any one, early on; the exploding-losses lesson passed 12 twice by step 30-45
+    loss_ceilings = {"loss_g": 12.0}
     generator: nn.Module
     discriminator: nn.Module
 
