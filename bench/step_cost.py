@@ -31,14 +31,6 @@ def ms_per_step(step, batch_size: int, seconds: float) -> float:
     return (time.perf_counter() - start) / steps * 1000
 
 
-def line_fit(batches: list[int], ms: list[float]) -> tuple[float, float]:
-    """Least squares ms = fixed + per_image · batch; returns (fixed, per_image)."""
-    mean_b, mean_ms = statistics.fmean(batches), statistics.fmean(ms)
-    per_image = (sum((b - mean_b) * (m - mean_ms) for b, m in zip(batches, ms))
-                 / sum((b - mean_b) ** 2 for b in batches))
-    return mean_ms - per_image * mean_b, per_image
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="cgan", choices=[n for n in MODELS if not MODELS[n][1].base_model])
@@ -62,8 +54,8 @@ def main():
         x, y = data.batch(torch.randint(len(data), (batch_size,), generator=generator))
         model.train_step(x, y, optimizers, amp)
 
-    heading = (f"{args.model} on {describe_device(device)}, "
-               f"torch {torch.__version__}, {time.strftime('%Y-%m-%d %H:%M')}; ms per step, median of {args.rounds} rounds")
+    heading = (f"{args.model} on {describe_device(device)}, torch {torch.__version__}, "
+               f"{time.strftime('%Y-%m-%d %H:%M')}; ms per step, median of {args.rounds} rounds")
     thread_counts = sorted({cores, 1}, reverse=True)
     times = {(t, b): [] for t in thread_counts for b in batches}
     for _ in range(args.rounds):
@@ -76,7 +68,7 @@ def main():
     print("|---" * (len(batches) + 3) + "|")
     for threads in thread_counts:
         ms = [statistics.median(times[threads, b]) for b in batches]
-        fixed, per_image = line_fit(batches, ms)
+        per_image, fixed = statistics.linear_regression(batches, ms)     # least squares: fixed + per_image · batch
         print(f"| {threads} | " + " | ".join(f"{m:.2f}" for m in ms) + f" | {fixed:.2f} ms | {per_image:.3f} ms |")
 
 
