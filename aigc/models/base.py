@@ -53,12 +53,14 @@ def pick_slice(z0: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, to
     return index.squeeze(1), (2 ** 0.5 * torch.erfinv(2 * u - 1)).to(z0.dtype)
 
 
-def projection_logits(h: torch.Tensor, head: nn.Linear, label_embedding: torch.Tensor) -> torch.Tensor:
+def projection_logits(h: torch.Tensor, head: nn.Linear, embedding: nn.Embedding, labels: torch.Tensor) -> torch.Tensor:
     """A projection discriminator's logit (Miyato & Koyama 2018) from the features h (b, f), the linear head
-    (f -> 1) and embed(y) (b, f): (w + embed(y))·h + b (b,). One product in h's dtype: under bf16 autocast a
-    float32 w + embed(y) would make it a slower mixed-type one."""
-    w = head.weight + label_embedding                                                   # (b, f)
-    return (w.to(h.dtype) * h).sum(1) + head.bias
+    (f -> 1), the label embedding (k labels -> f) and the labels (b,): (w + embed(y))·h + b (b,).
+    Every label's logit comes from one product h (w + E)ᵀ (b, k), and each row keeps its own label's: the same
+    sums as gathering embed(y) and multiplying, without that way's (b, f) temporaries, whose memory traffic
+    outweighs a product k columns wide when f is large (the convolutional D's 3,136 features)."""
+    per_label = F.linear(h, head.weight + embedding.weight)                  # (b, k)
+    return per_label.gather(1, labels[:, None]).squeeze(1) + head.bias
 
 
 def kmeans(x: torch.Tensor, k: int, iters: int = 30, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -86,7 +86,7 @@ class ProjectionDiscriminator(nn.Module):
 
     def forward(self, x, labels):
         h = self.body.features(x)                                          # (b, 2w*49)
-        return projection_logits(h, self.body.head, self.embed(labels))    # (b,)
+        return projection_logits(h, self.body.head, self.embed, labels)    # (b,)
 
 
 class DCGAN(GAN):

@@ -47,7 +47,7 @@ class MLPProjectionDiscriminator(nn.Module):
 
     def forward(self, x, labels):
         h = self.net[:-2](x)                                     # (b, 256)
-        return projection_logits(h, self.net[-2], self.embed(labels))   # (b,)
+        return projection_logits(h, self.net[-2], self.embed, labels)   # (b,)
 
 
 class MLPGAN(GAN):
