@@ -2,7 +2,7 @@
 from .checkpoint import (CheckpointError, list_checkpoints, load_checkpoint, make_checkpoint, model_from_checkpoint,
                          read_checkpoint, save_checkpoint)
 from .data import DATA_ENV, load_mnist
-from .device import configure_threads, describe_device, pick_device, seed_everything
+from .device import configure_allocator, configure_threads, describe_device, pick_device, seed_everything
 from .models import MODELS, GenerativeModel, Panel, Redraw, Section, Series, Setting, build_model
 from .trainer import LIMITS, Status, TrainConfig, Trainer, format_duration, live_values, train_settings
 from .coach import PRESETS, Diagnosis, Preset, Remedy, diagnose
@@ -14,5 +14,6 @@ __all__ = [
     "PRESETS", "Diagnosis", "Preset", "Remedy", "diagnose",
     "CheckpointError", "list_checkpoints", "load_checkpoint", "make_checkpoint", "model_from_checkpoint",
     "read_checkpoint", "save_checkpoint",
-    "DATA_ENV", "load_mnist", "configure_threads", "describe_device", "pick_device", "seed_everything",
+    "DATA_ENV", "load_mnist", "configure_allocator", "configure_threads", "describe_device", "pick_device",
+    "seed_everything",
 ]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .checkpoint import CheckpointError, list_checkpoints, load_checkpoint, read_checkpoint, save_checkpoint
-from .device import configure_threads, describe_device, pick_device
+from .device import configure_allocator, configure_threads, describe_device, pick_device
 from .images import grid, png_bytes
 from .models import MODELS
 from .models.diffusion import SAMPLERS
@@ -59,6 +59,7 @@ class ProgressBar:
 
 def cmd_train(args) -> int:
     configure_threads(args.threads)
+    configure_allocator()
     overrides = dict(model=args.model, model_args=dict(args.model_arg or []), steps=args.steps,
                      batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, seed=args.seed, device=args.device,
                      sample_every=args.sample_every, max_seconds=args.max_seconds, data_dir=args.data_dir)

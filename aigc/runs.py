@@ -41,7 +41,7 @@ import torch
 
 from .checkpoint import CheckpointError, checkpoint_bytes, read_checkpoint, save_checkpoint
 from .coach import Measured, diagnose
-from .device import configure_threads, pick_device
+from .device import configure_threads, pick_device, release_freed_memory
 from .images import to_uint8
 from .models import MODELS, check_base
 from .monitor import SampleMonitor
@@ -631,6 +631,9 @@ class RunRegistry:
             with self._lock:
                 self._running.discard(run)
                 self._recent_durations.append(time.monotonic() - started)
+                idle = not self._running and not self._queue
+            if idle:                 # the memory the training freed and malloc kept (configure_allocator) goes back
+                release_freed_memory()
             self._start_queued()
 
     def _trim_branch_points(self) -> None:

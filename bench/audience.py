@@ -41,8 +41,9 @@ from load_test import StreamlitSession, free_port, start_server, stop_server  # 
 
 MODEL = "cgan"
 ALONE = """
-from aigc import TrainConfig, Trainer, configure_threads, load_mnist
+from aigc import TrainConfig, Trainer, configure_allocator, configure_threads, load_mnist
 configure_threads()
+configure_allocator()                                              # as the app and the CLI train
 data = load_mnist(train=True)
 Trainer(TrainConfig.for_model("{model}", steps=20), data=data).run()             # warm-up
 trainer = Trainer(TrainConfig.for_model("{model}", steps=100_000, max_seconds={window}), data=data)
@@ -53,10 +54,11 @@ print(trainer.step * trainer.config.batch_size / trainer.train_seconds)
 ALONE_LAB = """
 import os, tempfile, time
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")                  # as app.py sets it, before torch loads
-from aigc import TrainConfig, configure_threads
+from aigc import TrainConfig, configure_allocator, configure_threads
 from aigc.runs import RunRegistry, default_max_jobs
 threads = max(1, os.cpu_count() // default_max_jobs())                # as ui/cached.registry() sets it up
 configure_threads(threads)
+configure_allocator()
 registry = RunRegistry(runs_dir=tempfile.mkdtemp(), idle_timeout=1e9, threads=threads)
 warm = registry.submit(TrainConfig.for_model("{model}", steps=20))
 while registry.view(warm).active:

@@ -7,6 +7,9 @@ with the model's recipe (whole dataset as one tensor on the device, its own batc
 where the device computes in bf16 natively: CUDA, AVX-512 BF16 or AMX CPUs), paying for what the app needs on top: G's moving average and a sample grid every 25 steps.
 Both train a fresh copy of the same architecture, in the same process, after a warm-up, alternating
 rounds so drift in the machine's load hits both alike. Device: aigc.device.pick_device (CUDA if any).
+The process runs with aigc's allocator settings (configure_allocator, as the app and the CLI train): they
+are process-wide, so the textbook loop has them too, and this ratio leaves out what they gain aigc
+(bench/allocator.py measures that).
 
     .venv/bin/python bench/throughput.py --model dcgan --seconds 6 --rounds 3     # the default
 """
@@ -22,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
-from aigc import MODELS, TrainConfig, Trainer, build_model, configure_threads, describe_device, load_mnist, pick_device
+from aigc import (MODELS, TrainConfig, Trainer, build_model, configure_allocator, configure_threads, describe_device,
+                  load_mnist, pick_device)
 from aigc.data import _torchvision_root, data_root
 
 
@@ -104,6 +108,7 @@ def main():
     p.add_argument("--batch-size", type=int, help="aigc's batch instead of the recipe's (the textbook's is 64)")
     args = p.parse_args()
     threads = configure_threads()
+    configure_allocator()
     device = pick_device(args.device)
     data = load_mnist(train=True, device=device)
     ours, theirs = [], []

@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
-from aigc import (LIMITS, MODELS, TrainConfig, Trainer, configure_threads, describe_device, load_mnist,  # noqa: E402
-                  pick_device, read_checkpoint)
+from aigc import (LIMITS, MODELS, TrainConfig, Trainer, configure_allocator, configure_threads,  # noqa: E402
+                  describe_device, load_mnist, pick_device, read_checkpoint)
 from aigc.cli import _model_arg as model_arg  # noqa: E402
 from aigc.metrics import classify, evaluate_model, generate, load_classifier, quick_score  # noqa: E402
 
@@ -98,6 +98,7 @@ def main():
         overrides["model_args"] = dict(args.model_arg)
     marks = sorted(float(m) for m in args.marks.split(","))
     threads = configure_threads()
+    configure_allocator()                             # as the app and the CLI train
     device = pick_device()
     data = load_mnist(train=True, device=device)
     base = read_checkpoint(args.base) if any(MODELS[m][1].base_model for m in args.model or MODELS) else None

@@ -1,9 +1,12 @@
 import math
+import platform
+import subprocess
+import sys
 import threading
 
 import pytest
 import torch
-from conftest import base_for, wait_for
+from conftest import REPO, base_for, wait_for
 
 from aigc import MODELS, Status, TrainConfig, Trainer
 
@@ -143,3 +146,12 @@ def test_continuing_a_checkpoint_keeps_its_model_settings_step_and_history(mnist
         Trainer(TrainConfig.for_model("vae", **TINY), init=ckpt, data=mnist)
     with pytest.raises(ValueError, match="width must be between"):     # settings laid over the checkpoint's
         TrainConfig.for_checkpoint(make_checkpoint(first.model), model_args={"width": 0}).validate()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="configure_allocator tunes glibc's malloc")
+def test_configure_allocator_applies_on_glibc():
+    """glibc takes both settings (what they save a training is bench/allocator.py's to measure: page faults
+    depend on where the heap's blocks happen to lie). In a process of its own: they last for its life."""
+    script = "from aigc import configure_allocator; print(configure_allocator())"
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True"]

@@ -28,8 +28,8 @@ import torch
 import torch._dynamo  # noqa: F401
 import torchvision.datasets  # noqa: F401
 
-from aigc import (MODELS, CheckpointError, GenerativeModel, configure_threads, describe_device, drawing,
-                  list_checkpoints, load_checkpoint, model_from_checkpoint, pick_device, sampling)
+from aigc import (MODELS, CheckpointError, GenerativeModel, configure_allocator, configure_threads, describe_device,
+                  drawing, list_checkpoints, load_checkpoint, model_from_checkpoint, pick_device, sampling)
 from aigc.device import torch_threads
 from aigc.drawing import Redrawing
 from aigc.models.declarations import Trajectory
@@ -46,6 +46,7 @@ def runs_dir() -> Path:
 @st.cache_resource
 def registry() -> RunRegistry:
     """One registry per server: runs outlive sessions and are shared by id."""
+    configure_allocator()                # the trainings reuse their freed memory instead of faulting it back in
     threads = None
     if pick_device().type == "cpu":
         # jobs share the cores: two jobs each asking OpenMP for every core oversubscribe it and both crawl
