@@ -2,11 +2,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import new_model
 
 from aigc import MODELS, TrainConfig, Trainer, build_model
 from aigc.device import autocast
 from aigc.models.base import kmeans, pick_slice
+from aigc.models.image_convs import ImageConv2d, ImageConvTranspose2d, _ImageConv, _ImageConvTranspose
 
 NAMES = list(MODELS)
 
@@ -73,6 +75,45 @@ def test_projection_discriminator_is_w_plus_embedding_dot_features(name, args, m
         low = d(x, y).float()
     torch.testing.assert_close(low, expected.float(), atol=0.05, rtol=0.05)
 
+
+
+def test_image_convolutions_compute_pytorchs_convolutions():
+    """D's first and G's last layer as matrix products of 4 × 4 patches: the same numbers and gradients as
+    PyTorch's convolutions, in float64 (the products called directly: in float64 the layers are PyTorch's)."""
+    torch.manual_seed(0)
+    conv, deconv = ImageConv2d(6).double(), ImageConvTranspose2d(6).double()
+    x = torch.randn(3, 1, 10, 8, dtype=torch.float64, requires_grad=True)          # any even size
+    h = torch.randn(3, 6, 5, 4, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(_ImageConv.apply(x, conv.weight, conv.bias),
+                               F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1))
+    torch.testing.assert_close(_ImageConvTranspose.apply(h, deconv.weight, deconv.bias),
+                               F.conv_transpose2d(h, deconv.weight, deconv.bias, stride=2, padding=1))
+    assert torch.autograd.gradcheck(_ImageConv.apply, (x, conv.weight, conv.bias))
+    assert torch.autograd.gradcheck(_ImageConvTranspose.apply, (h, deconv.weight, deconv.bias))
+
+
+def test_image_convolutions_take_the_matrix_products_in_bf16_alone():
+    """Under bf16 autocast on a CPU the layers run as products of patches, close to PyTorch's bf16
+    convolutions in values and gradients; in float32 they are PyTorch's own."""
+    torch.manual_seed(0)
+    conv, deconv = ImageConv2d(32), ImageConvTranspose2d(32)
+    x = torch.randn(16, 1, 28, 28, requires_grad=True)
+    h = torch.randn(16, 32, 14, 14, requires_grad=True)
+    assert type(conv(x).grad_fn).__name__ == "ConvolutionBackward0"
+    assert type(deconv(h).grad_fn).__name__ == "ConvolutionBackward0"
+    for layer, inputs, reference in ((conv, x, lambda: F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1)),
+                                     (deconv, h, lambda: F.conv_transpose2d(h, deconv.weight, deconv.bias, 2, 1))):
+        results = []
+        for run in (lambda: layer(inputs), reference):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = run()
+            grads = torch.autograd.grad(out, (inputs, layer.weight, layer.bias), torch.ones_like(out))
+            results.append((out, *grads))
+        assert results[0][0].dtype == torch.bfloat16                 # as autocast runs PyTorch's convolutions
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert type(layer(inputs).grad_fn).__name__.startswith("_ImageConv")
+        for ours, theirs in zip(*results):
+            torch.testing.assert_close(ours.float(), theirs.float(), atol=0.02 * theirs.abs().max().item(), rtol=0.02)
 
 def test_mlp_gan_has_the_textbook_shape():
     model = build_model("mlp_gan")

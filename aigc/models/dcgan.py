@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 
 from .base import GAN, ModelConfig, check_range, projection_logits
+from .image_convs import ImageConv2d, ImageConvTranspose2d
 
 
 @dataclass
@@ -39,7 +40,7 @@ class DCGenerator(nn.Module):
         self.upsample = nn.Sequential(
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),
             nn.BatchNorm2d(width), nn.ReLU(True),                                            # (b, w, 14, 14)
-            nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Tanh(),                                # (b, 1, 28, 28)
+            ImageConvTranspose2d(width), nn.Tanh(),                                          # (b, 1, 28, 28)
         )
 
     def forward(self, h):
@@ -52,7 +53,8 @@ class DCDiscriminator(nn.Module):
     def __init__(self, width: int, in_channels: int = 1):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True),                 # (b, w, 14, 14)
+            ImageConv2d(width) if in_channels == 1 else nn.Conv2d(in_channels, width, 4, 2, 1),
+            nn.LeakyReLU(0.2, True),                                                         # (b, w, 14, 14)
             nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),
             nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2, True),                              # (b, 2w, 7, 7)
             nn.Flatten(),

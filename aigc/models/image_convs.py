@@ -1,0 +1,139 @@
+"""The two convolutions at the image end of the DCGAN pair, D's first (1 channel in) and G's last (1 channel
+out), computed in bfloat16 on a CPU as one matrix product each plus a gather or a scatter of 4 × 4 patches.
+
+oneDNN, which runs PyTorch's convolutions on a CPU, is slow with a single image channel in bf16: for the
+conditional GAN at batch 128 these two layers took a quarter of a training step for 2% of its arithmetic.
+As a 4 × 4 convolution with stride 2 and padding 1, D's first layer reads each output pixel from a 4 × 4
+patch of the image, so it is the product of its weights, (C, 16), with the image's patches, (16, pixels);
+G's last layer is the adjoint: the product scatters 16 values from each input pixel back into the patches,
+which overlap in four phases of stride 2, summed as four shifted copies. In float32 oneDNN does as well
+(bench/image_convs.py times a training step both ways), and on other devices cuDNN or MPS do, so there the
+layers are PyTorch's own. They subclass nn.Conv2d and nn.ConvTranspose2d with the same parameters, so
+checkpoints are unchanged.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a convolution of x runs in: autocast's where it is on and x is float32, else x's own."""
+    if x.dtype == torch.float32 and torch.is_autocast_enabled("cpu"):
+        return torch.get_autocast_dtype("cpu")
+    return x.dtype
+
+
+def in_bf16_on_cpu(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dim() == 4 and compute_dtype(x) == torch.bfloat16
+
+
+def patches(image: torch.Tensor) -> torch.Tensor:
+    """The 4 × 4 patches, stride 2, padding 1, of one-channel images: (b, 1, H, W) -> (b, 16, H/2 · W/2),
+    row ky·4 + kx holding the patches' pixel (ky, kx)."""
+    b, _, height, width = image.shape
+    padded = F.pad(image.reshape(b, height, width), (1, 1, 1, 1))             # (b, H + 2, W + 2)
+    s_b, s_y, s_x = padded.stride()
+    view = padded.as_strided((b, 4, 4, height // 2, width // 2), (s_b, s_y, s_x, 2 * s_y, 2 * s_x))
+    return view.reshape(b, 16, height // 2 * width // 2)                      # one copy
+
+
+def unpatch(cols: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The adjoint of patches(): sums each patch's 16 values back into the pixels they came from,
+    (b, 16, H/2 · W/2) -> (b, 1, H, W). Patch pixel (ky, kx) = (2·dy + py, 2·dx + px) of the patch at (i, j)
+    lands on the padded image's (2(i + dy) + py, 2(j + dx) + px): for each of the four (dy, dx) the patches
+    tile an H × W image, shifted by (2·dy, 2·dx) and cropped by the padding (negative padding crops)."""
+    b, h, w = cols.shape[0], height // 2, width // 2
+    tiles = (cols.view(b, 2, 2, 2, 2, h, w)                  # (b, dy, py, dx, px, i, j)
+             .permute(0, 1, 3, 5, 2, 6, 4)                   # (b, dy, dx, i, py, j, px)
+             .reshape(b, 2, 2, height, width))               # one copy
+    image = (F.pad(tiles[:, 0, 0], (-1, 1, -1, 1)) + F.pad(tiles[:, 0, 1], (1, -1, -1, 1))
+             + F.pad(tiles[:, 1, 0], (-1, 1, 1, -1)) + F.pad(tiles[:, 1, 1], (1, -1, 1, -1)))
+    return image.unsqueeze(1)                                # (b, 1, H, W)
+
+
+class _ImageConv(torch.autograd.Function):
+    """y = W · patches(x) + bias: (b, 1, H, W) -> (b, C, H/2, W/2)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        dtype = compute_dtype(x)
+        cols = patches(x.to(dtype))                                              # (b, 16, n)
+        w = weight.to(dtype).view(weight.shape[0], 16)                           # (C, 16)
+        b, _, height, width = x.shape
+        y = cols.new_empty(b, w.shape[0], height // 2, width // 2)               # (b, C, H/2, W/2)
+        torch.matmul(w, cols, out=y.view(b, w.shape[0], -1))
+        if bias is not None:
+            y += bias.to(dtype).view(-1, 1, 1)
+        ctx.save_for_backward(cols, w)
+        ctx.input_dtype, ctx.size = x.dtype, (height, width)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        cols, w = ctx.saved_tensors
+        b, channels = grad_y.shape[:2]
+        grad_y = grad_y.reshape(b, channels, -1).to(cols.dtype)                  # (b, C, n)
+        grad_x = grad_w = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_x = unpatch(torch.matmul(w.t(), grad_y), *ctx.size).to(ctx.input_dtype)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(grad_y, cols.transpose(1, 2)).sum(0, dtype=torch.float32).view(channels, 1, 4, 4)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_y.sum((0, 2), dtype=torch.float32)
+        return grad_x, grad_w, grad_bias
+
+
+class _ImageConvTranspose(torch.autograd.Function):
+    """x = unpatch(Wᵀ · h) + bias: (b, C, h, w) -> (b, 1, 2h, 2w)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, bias):
+        dtype, input_dtype = compute_dtype(h), h.dtype
+        b, channels, rows, columns = h.shape
+        h = h.to(dtype).reshape(b, channels, rows * columns)                     # (b, C, n)
+        w = weight.to(dtype).view(channels, 16)                                  # (C, 16)
+        image = unpatch(torch.matmul(w.t(), h), 2 * rows, 2 * columns)           # (b, 1, 2h, 2w)
+        if bias is not None:
+            image += bias.to(dtype)
+        ctx.save_for_backward(h, w)
+        ctx.input_dtype, ctx.input_shape = input_dtype, (b, channels, rows, columns)
+        return image
+
+    @staticmethod
+    def backward(ctx, grad_image):
+        h, w = ctx.saved_tensors
+        grad_cols = patches(grad_image.to(h.dtype))                              # (b, 16, n)
+        grad_h = grad_w = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_h = torch.matmul(w, grad_cols).view(ctx.input_shape).to(ctx.input_dtype)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.bmm(h, grad_cols.transpose(1, 2)).sum(0, dtype=torch.float32).view(-1, 1, 4, 4)
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_image.sum(dtype=torch.float32).view(1)
+        return grad_h, grad_w, grad_bias
+
+
+class ImageConv2d(nn.Conv2d):
+    """nn.Conv2d(1, channels, 4, 2, 1): (b, 1, H, W) -> (b, channels, H/2, W/2), H and W even."""
+
+    def __init__(self, channels: int, bias: bool = True):
+        super().__init__(1, channels, 4, 2, 1, bias=bias)
+
+    def forward(self, x):
+        if not in_bf16_on_cpu(x) or x.shape[-2] % 2 or x.shape[-1] % 2:
+            return super().forward(x)
+        return _ImageConv.apply(x, self.weight, self.bias)
+
+
+class ImageConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d(channels, 1, 4, 2, 1): (b, channels, h, w) -> (b, 1, 2h, 2w)."""
+
+    def __init__(self, channels: int, bias: bool = True):
+        super().__init__(channels, 1, 4, 2, 1, bias=bias)
+
+    def forward(self, h, output_size=None):
+        if not in_bf16_on_cpu(h) or output_size is not None:
+            return super().forward(h, output_size)
+        return _ImageConvTranspose.apply(h, self.weight, self.bias)
