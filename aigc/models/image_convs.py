@@ -63,9 +63,11 @@ class _ImageConv(torch.autograd.Function):
         w = weight.to(dtype).view(weight.shape[0], 16)                           # (C, 16)
         b, _, height, width = x.shape
         y = cols.new_empty(b, w.shape[0], height // 2, width // 2)               # (b, C, H/2, W/2)
-        torch.matmul(w, cols, out=y.view(b, w.shape[0], -1))
-        if bias is not None:
-            y += bias.to(dtype).view(-1, 1, 1)
+        if bias is None:
+            torch.bmm(w.expand(b, -1, -1), cols, out=y.view(b, w.shape[0], -1))
+        else:
+            torch.baddbmm(bias.to(dtype).view(1, -1, 1).expand(b, -1, cols.shape[2]), w.expand(b, -1, -1), cols,
+                          out=y.view(b, w.shape[0], -1))
         ctx.save_for_backward(cols, w)
         ctx.input_dtype, ctx.size = x.dtype, (height, width)
         return y
@@ -77,11 +79,11 @@ class _ImageConv(torch.autograd.Function):
         grad_y = grad_y.reshape(b, channels, -1).to(cols.dtype)                  # (b, C, n)
         grad_x = grad_w = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = unpatch(torch.matmul(w.t(), grad_y), *ctx.size).to(ctx.input_dtype)
+            grad_x = unpatch(torch.bmm(w.t().expand(b, -1, -1), grad_y), *ctx.size).to(ctx.input_dtype)
         if ctx.needs_input_grad[1]:
             grad_w = torch.bmm(grad_y, cols.transpose(1, 2)).sum(0, dtype=torch.float32).view(channels, 1, 4, 4)
         if ctx.needs_input_grad[2]:
-            grad_bias = grad_y.sum((0, 2), dtype=torch.float32)
+            grad_bias = grad_y.sum(2).sum(0).float()            # summing both dims at once converts to float32 first
         return grad_x, grad_w, grad_bias
 
 
@@ -94,7 +96,7 @@ class _ImageConvTranspose(torch.autograd.Function):
         b, channels, rows, columns = h.shape
         h = h.to(dtype).reshape(b, channels, rows * columns)                     # (b, C, n)
         w = weight.to(dtype).view(channels, 16)                                  # (C, 16)
-        image = unpatch(torch.matmul(w.t(), h), 2 * rows, 2 * columns)           # (b, 1, 2h, 2w)
+        image = unpatch(torch.bmm(w.t().expand(b, -1, -1), h), 2 * rows, 2 * columns)   # (b, 1, 2h, 2w)
         if bias is not None:
             image += bias.to(dtype)
         ctx.save_for_backward(h, w)
@@ -107,11 +109,11 @@ class _ImageConvTranspose(torch.autograd.Function):
         grad_cols = patches(grad_image.to(h.dtype))                              # (b, 16, n)
         grad_h = grad_w = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_h = torch.matmul(w, grad_cols).view(ctx.input_shape).to(ctx.input_dtype)
+            grad_h = torch.bmm(w.expand(len(h), -1, -1), grad_cols).view(ctx.input_shape).to(ctx.input_dtype)
         if ctx.needs_input_grad[1]:
             grad_w = torch.bmm(h, grad_cols.transpose(1, 2)).sum(0, dtype=torch.float32).view(-1, 1, 4, 4)
         if ctx.needs_input_grad[2]:
-            grad_bias = grad_image.sum(dtype=torch.float32).view(1)
+            grad_bias = grad_image.sum().float().view(1)
         return grad_h, grad_w, grad_bias
 
 
