@@ -123,7 +123,9 @@ def main():
     print(f"| loop | batch | images/s (median of {args.rounds}) |\n|---|---|---|")
     print(f"| textbook (DataLoader, fp32) | 64 | {t:,.0f} |")
     print(f"| aigc Trainer | {args.batch_size or recipe.batch_size} | {a:,.0f} |")
-    print(f"ratio aigc / textbook: {a / t:.2f}×")
+    paired = [ours_r / theirs_r for ours_r, theirs_r in zip(ours, theirs)]        # each round's pair: drift cancels
+    print(f"ratio aigc / textbook: {a / t:.2f}×; each round's: median {statistics.median(paired):.2f}×, "
+          f"{min(paired):.2f}–{max(paired):.2f}")
 
 
 if __name__ == "__main__":
