@@ -4,7 +4,9 @@ import os
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # as app.py does, before torch loads OpenMP: see there
+# Before torch loads OpenMP: no spinning at all, since the tests run pages and trainings on many threads at
+# once (app.py has its threads spin briefly instead, for the training's speed: see there).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
