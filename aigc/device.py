@@ -76,10 +76,10 @@ def configure_allocator(keep_mib: int = 128) -> bool:
     """Has glibc's malloc keep up to `keep_mib` of freed memory for reuse instead of handing it back to the
     system at once; returns whether it applied (glibc on Linux only). A training step frees and allocates
     the same few megabytes of activations every step. By default glibc maps blocks of over a few MiB fresh
-    and gives back the top of its heap as soon as it is free, so every step faults thousands of new pages
-    in: 3,500 a step for the conditional GAN at batch 128, about a fifth of its time. Blocks under 32 MiB
-    now come from the heap (where glibc's own adaptive threshold ends up) and the heap's top is given back
-    only past `keep_mib` (bench/allocator.py). Process-wide and for good: call it where a process starts
+    and gives back the top of its heap as soon as it is free, so a convolutional GAN's every step faults
+    thousands of new pages in. Blocks under 32 MiB now come from the heap (where glibc's own adaptive
+    threshold ends up) and the heap's top is given back only past `keep_mib` (bench/allocator.py measures
+    the pages and the speed). Process-wide and for good: call it where a process starts
     training (the app's run registry, the CLI); release_freed_memory() gives the memory back when it ends.
     Both settings or neither: either alone faults more pages than glibc's default."""
     libc = _glibc()

@@ -76,7 +76,6 @@ def test_projection_discriminator_is_w_plus_embedding_dot_features(name, args, m
     torch.testing.assert_close(low, expected.float(), atol=0.05, rtol=0.05)
 
 
-
 def test_image_convolutions_compute_pytorchs_convolutions():
     """D's first and G's last layer as matrix products of 4 × 4 patches: the same numbers and gradients as
     PyTorch's convolutions, in float64 (the products called directly: in float64 the layers are PyTorch's)."""
@@ -114,6 +113,7 @@ def test_image_convolutions_take_the_matrix_products_in_bf16_alone():
             assert type(layer(inputs).grad_fn).__name__.startswith("_ImageConv")
         for ours, theirs in zip(*results):
             torch.testing.assert_close(ours.float(), theirs.float(), atol=0.02 * theirs.abs().max().item(), rtol=0.02)
+
 
 def test_mlp_gan_has_the_textbook_shape():
     model = build_model("mlp_gan")

@@ -1,15 +1,14 @@
 """The two convolutions at the image end of the DCGAN pair, D's first (1 channel in) and G's last (1 channel
 out), computed in bfloat16 on a CPU as one matrix product each plus a gather or a scatter of 4 × 4 patches.
 
-oneDNN, which runs PyTorch's convolutions on a CPU, is slow with a single image channel in bf16: for the
-conditional GAN at batch 128 these two layers took a quarter of a training step for 2% of its arithmetic.
-As a 4 × 4 convolution with stride 2 and padding 1, D's first layer reads each output pixel from a 4 × 4
-patch of the image, so it is the product of its weights, (C, 16), with the image's patches, (16, pixels);
-G's last layer is the adjoint: the product scatters 16 values from each input pixel back into the patches,
-which overlap in four phases of stride 2, summed as four shifted copies. In float32 oneDNN does as well
-(bench/image_convs.py times a training step both ways), and on other devices cuDNN or MPS do, so there the
-layers are PyTorch's own. They subclass nn.Conv2d and nn.ConvTranspose2d with the same parameters, so
-checkpoints are unchanged.
+oneDNN, which runs PyTorch's convolutions on a CPU, is slow with a single image channel in bf16: these two
+layers cost as much as the wide ones for a small fraction of their arithmetic. As a 4 × 4 convolution with
+stride 2 and padding 1, D's first layer reads each output pixel from a 4 × 4 patch of the image, so it is
+the product of its weights, (C, 16), with the image's patches, (16, pixels); G's last layer is the adjoint:
+the product scatters 16 values from each input pixel back into the patches, which overlap in four phases of
+stride 2, summed as four shifted copies. In float32 oneDNN does as well (bench/image_convs.py times a
+training step both ways), and on other devices cuDNN or MPS do, so there the layers are PyTorch's own. They
+subclass nn.Conv2d and nn.ConvTranspose2d with the same parameters, so checkpoints are unchanged.
 """
 from __future__ import annotations
 
