@@ -2,7 +2,7 @@
 out), computed in bfloat16 on a CPU as one matrix product each plus a gather or a scatter of 4 × 4 patches.
 
 oneDNN, which runs PyTorch's convolutions on a CPU, is slow with a single image channel in bf16: these two
-layers cost as much as the wide ones for a small fraction of their arithmetic. As a 4 × 4 convolution with
+layers took a large share of a training step for a small fraction of its arithmetic. As a 4 × 4 convolution with
 stride 2 and padding 1, D's first layer reads each output pixel from a 4 × 4 patch of the image, so it is
 the product of its weights, (C, 16), with the image's patches, (16, pixels); G's last layer is the adjoint:
 the product scatters 16 values from each input pixel back into the patches, which overlap in four phases of
