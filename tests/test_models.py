@@ -8,7 +8,8 @@ from conftest import new_model
 from aigc import MODELS, TrainConfig, Trainer, build_model
 from aigc.device import autocast
 from aigc.models.base import kmeans, pick_slice
-from aigc.models.image_convs import ImageConv2d, ImageConvTranspose2d, _ImageConv, _ImageConvTranspose
+from aigc.models.image_convs import (Flatten, ImageConv2d, ImageConvTranspose2d, _ImageConv, _ImageConvTranspose,
+                                     channels_last)
 
 NAMES = list(MODELS)
 
@@ -113,6 +114,38 @@ def test_image_convolutions_take_the_matrix_products_in_bf16_alone():
             assert type(layer(inputs).grad_fn).__name__.startswith("_ImageConv")
         for ours, theirs in zip(*results):
             torch.testing.assert_close(ours.float(), theirs.float(), atol=0.02 * theirs.abs().max().item(), rtol=0.02)
+
+
+def test_the_dcgan_pair_runs_channels_last_under_bf16_and_hands_gradients_back_in_each_inputs_layout():
+    """Under bf16 on a CPU the convolutions between the image-end layers get channels-last inputs (oneDNN's
+    fastest layout there); in float32 the model keeps PyTorch's default layout. The two conversions hand each
+    gradient back in the layout of the tensor it belongs to."""
+    model = build_model("cgan").train()
+    inputs = {}
+    for name, layer in (("g", model.generator.net.upsample[0]), ("d", model.discriminator.body.features[2])):
+        layer.register_forward_pre_hook(lambda module, args, name=name: inputs.update({name: args[0]}))
+    z, labels = torch.randn(8, model.latent_dim), torch.arange(8)
+    for bf16, layout in ((True, torch.channels_last), (False, torch.contiguous_format)):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            model.discriminate(model.generate(model.generator, z, labels), labels).float().sum().backward()
+        assert all(h.is_contiguous(memory_format=layout) and h.stride()[1] == (1 if bf16 else h[0, 0].numel())
+                   for h in inputs.values()), (bf16, [h.stride() for h in inputs.values()])
+
+    weights = torch.arange(150.0).view(1, 6, 5, 5)
+    for layout, convert in ((torch.channels_last, Flatten()), (torch.contiguous_format, channels_last)):
+        leaf = torch.randn(4, 6, 5, 5).contiguous(memory_format=layout).requires_grad_()
+        x = leaf * 1                 # not a leaf: autograd copies a leaf's gradient into the leaf's layout itself
+        grads = []
+        x.register_hook(grads.append)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            converted = convert(x)
+        assert converted.is_contiguous(memory_format=torch.channels_last if layout == torch.contiguous_format
+                                       else torch.contiguous_format)
+        torch.testing.assert_close(converted.reshape(4, 6, 5, 5), x.detach())
+        (converted.reshape(4, 6, 5, 5) * weights).sum().backward()
+        assert grads[0].is_contiguous(memory_format=layout), (layout, grads[0].stride())
+        torch.testing.assert_close(grads[0], weights.expand(4, -1, -1, -1))
+    assert channels_last(leaf) is leaf                              # float32: nothing to convert
 
 
 def test_mlp_gan_has_the_textbook_shape():

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from .base import GAN, ModelConfig, check_range, projection_logits
-from .image_convs import ImageConv2d, ImageConvTranspose2d
+from .image_convs import Flatten, ImageConv2d, ImageConvTranspose2d, channels_last
 
 
 @dataclass
@@ -44,7 +44,7 @@ class DCGenerator(nn.Module):
         )
 
     def forward(self, h):
-        return self.upsample(self.project(h))
+        return self.upsample(channels_last(self.project(h)))
 
 
 class DCDiscriminator(nn.Module):
@@ -57,7 +57,7 @@ class DCDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, True),                                                         # (b, w, 14, 14)
             nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),
             nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2, True),                              # (b, 2w, 7, 7)
-            nn.Flatten(),
+            Flatten(),
         )
         self.head = nn.Linear(2 * width * 7 * 7, 1)
 

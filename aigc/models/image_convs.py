@@ -9,6 +9,11 @@ the product scatters 16 values from each input pixel back into the patches, whic
 stride 2, summed as four shifted copies. In float32 oneDNN does as well (bench/image_convs.py times a
 training step both ways), and on other devices cuDNN or MPS do, so there the layers are PyTorch's own. They
 subclass nn.Conv2d and nn.ConvTranspose2d with the same parameters, so checkpoints are unchanged.
+
+Under bf16 the layers between them run channels-last (each pixel's channels side by side in memory), the layout
+oneDNN's bf16 convolutions are fastest in: ImageConv2d writes its output that way and ImageConvTranspose2d
+reads it in place; G's body converts once (channels_last()) and D's end converts back (Flatten), each handing
+its gradient back in its input's layout.
 """
 from __future__ import annotations
 
@@ -52,8 +57,14 @@ def unpatch(cols: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return image.unsqueeze(1)                                # (b, 1, H, W)
 
 
+def pixel_rows(h: torch.Tensor) -> torch.Tensor:
+    """(b, C, h, w) -> (b, h·w, C), one row per pixel: a view when h is channels-last, else one copy."""
+    return h.permute(0, 2, 3, 1).reshape(h.shape[0], -1, h.shape[1])
+
+
 class _ImageConv(torch.autograd.Function):
-    """y = W · patches(x) + bias: (b, 1, H, W) -> (b, C, H/2, W/2)."""
+    """y = W · patches(x) + bias: (b, 1, H, W) -> (b, C, H/2, W/2), in channels-last, the layout oneDNN's
+    convolutions run fastest in under bf16, so the layers after it keep it."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
@@ -61,12 +72,11 @@ class _ImageConv(torch.autograd.Function):
         cols = patches(x.to(dtype))                                              # (b, 16, n)
         w = weight.to(dtype).view(weight.shape[0], 16)                           # (C, 16)
         b, _, height, width = x.shape
-        y = cols.new_empty(b, w.shape[0], height // 2, width // 2)               # (b, C, H/2, W/2)
-        if bias is None:
-            torch.bmm(w.expand(b, -1, -1), cols, out=y.view(b, w.shape[0], -1))
-        else:
-            torch.baddbmm(bias.to(dtype).view(1, -1, 1).expand(b, -1, cols.shape[2]), w.expand(b, -1, -1), cols,
-                          out=y.view(b, w.shape[0], -1))
+        y = torch.empty(b, w.shape[0], height // 2, width // 2, dtype=dtype, device=x.device,
+                        memory_format=torch.channels_last)
+        torch.bmm(cols.transpose(1, 2), w.t().expand(b, -1, -1), out=pixel_rows(y))   # (b, n, C), written into y
+        if bias is not None:
+            y += bias.to(dtype).view(-1, 1, 1)
         ctx.save_for_backward(cols, w)
         ctx.input_dtype, ctx.size = x.dtype, (height, width)
         return y
@@ -74,26 +84,25 @@ class _ImageConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         cols, w = ctx.saved_tensors
-        b, channels = grad_y.shape[:2]
-        grad_y = grad_y.reshape(b, channels, -1).to(cols.dtype)                  # (b, C, n)
+        grad_y = pixel_rows(grad_y.to(cols.dtype)).transpose(1, 2)               # (b, C, n)
         grad_x = grad_w = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = unpatch(torch.bmm(w.t().expand(b, -1, -1), grad_y), *ctx.size).to(ctx.input_dtype)
+            grad_x = unpatch(torch.bmm(w.t().expand(len(cols), -1, -1), grad_y), *ctx.size).to(ctx.input_dtype)
         if ctx.needs_input_grad[1]:
-            grad_w = torch.bmm(grad_y, cols.transpose(1, 2)).sum(0, dtype=torch.float32).view(channels, 1, 4, 4)
+            grad_w = torch.bmm(grad_y, cols.transpose(1, 2)).sum(0, dtype=torch.float32).view(-1, 1, 4, 4)
         if ctx.needs_input_grad[2]:
             grad_bias = grad_y.sum(2).sum(0).float()            # summing both dims at once converts to float32 first
         return grad_x, grad_w, grad_bias
 
 
 class _ImageConvTranspose(torch.autograd.Function):
-    """x = unpatch(Wᵀ · h) + bias: (b, C, h, w) -> (b, 1, 2h, 2w)."""
+    """x = unpatch(Wᵀ · h) + bias: (b, C, h, w) -> (b, 1, 2h, 2w); h is read in place when channels-last."""
 
     @staticmethod
     def forward(ctx, h, weight, bias):
         dtype, input_dtype = compute_dtype(h), h.dtype
         b, channels, rows, columns = h.shape
-        h = h.to(dtype).reshape(b, channels, rows * columns)                     # (b, C, n)
+        h = pixel_rows(h.to(dtype)).transpose(1, 2)                              # (b, C, n)
         w = weight.to(dtype).view(channels, 16)                                  # (C, 16)
         image = unpatch(torch.bmm(w.t().expand(b, -1, -1), h), 2 * rows, 2 * columns)   # (b, 1, 2h, 2w)
         if bias is not None:
@@ -108,7 +117,9 @@ class _ImageConvTranspose(torch.autograd.Function):
         grad_cols = patches(grad_image.to(h.dtype))                              # (b, 16, n)
         grad_h = grad_w = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_h = torch.bmm(w.expand(len(h), -1, -1), grad_cols).view(ctx.input_shape).to(ctx.input_dtype)
+            grad_h = torch.empty(ctx.input_shape, dtype=h.dtype, device=h.device, memory_format=torch.channels_last)
+            torch.bmm(grad_cols.transpose(1, 2), w.t().expand(len(h), -1, -1), out=pixel_rows(grad_h))
+            grad_h = grad_h.to(ctx.input_dtype)
         if ctx.needs_input_grad[1]:
             grad_w = torch.bmm(h, grad_cols.transpose(1, 2)).sum(0, dtype=torch.float32).view(-1, 1, 4, 4)
         if ctx.needs_input_grad[2]:
@@ -138,3 +149,35 @@ class ImageConvTranspose2d(nn.ConvTranspose2d):
         if not in_bf16_on_cpu(h) or output_size is not None:
             return super().forward(h, output_size)
         return _ImageConvTranspose.apply(h, self.weight, self.bias)
+
+
+class _ToMemoryFormat(torch.autograd.Function):
+    """x copied into memory_format, its gradient copied back into x's. Autograd's own conversion hands the
+    gradient back in the new layout, and an elementwise backward whose gradient and saved tensor differ in
+    layout takes a slow strided path."""
+
+    @staticmethod
+    def forward(ctx, x, memory_format):
+        ctx.input_format = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) \
+            else torch.contiguous_format
+        return x.contiguous(memory_format=memory_format)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.contiguous(memory_format=ctx.input_format), None
+
+
+def channels_last(h: torch.Tensor) -> torch.Tensor:
+    """h (b, C, H, W) in channels-last under bf16 on a CPU, where oneDNN's convolutions run fastest in it; else h."""
+    if in_bf16_on_cpu(h) and not h.is_contiguous(memory_format=torch.channels_last):
+        return _ToMemoryFormat.apply(h, torch.channels_last)
+    return h
+
+
+class Flatten(nn.Flatten):
+    """nn.Flatten that passes its gradient back in its input's layout: (b, C, H, W) -> (b, C·H·W)."""
+
+    def forward(self, x):
+        if not x.is_contiguous():
+            x = _ToMemoryFormat.apply(x, torch.contiguous_format)
+        return super().forward(x)
