@@ -83,7 +83,8 @@ def live():
         st.rerun()        # queued -> running: poll at the live rate from now on
     if watcher is not None and view.active and watch_interval(registry.watching(run)) != every:
         st.rerun()        # the class grew or shrank: poll at this tab's share of its budget from now on
-    header, controls = st.columns([3, 2])
+    # a read-only tab has no controls, so no columns: each element is a message on every poll of every tab
+    header, controls = st.columns([3, 2]) if can_control else (st, None)
     header.subheader(f"{view.model} · run {view.id} · {view.status}")
     if can_control:
         b1, b2, b3 = controls.columns(3)
