@@ -1,10 +1,12 @@
-"""The image-end convolutions (aigc/models/image_convs.py) against PyTorch's own, in a GAN's training step.
+"""The DCGAN pair's CPU bf16 path (aigc/models/image_convs.py) against PyTorch's own layers, in a GAN's training step.
 
-Two copies of the same model with the same weights: one as aigc builds it, one with D's first and G's last
-layer swapped for plain nn.Conv2d / nn.ConvTranspose2d. Each takes its own training steps on the same
-batches; alternating rounds of a few seconds, so drift in the machine's load hits both alike. Run in the
-recipe's setting (its batch, bf16 autocast where the CPU computes bf16 natively) and in the textbook loop's
-(batch 64, float32), since bench/throughput.py compares the two.
+Two copies of the same model with the same weights: one as aigc builds it (D's first and G's last layer as
+matrix products of patches, channels-last between them under bf16), one with those layers swapped for plain
+nn.Conv2d / nn.ConvTranspose2d and the layout conversions for PyTorch's own (none, and nn.Flatten). Each takes
+its own training steps on the same batches; alternating rounds of a few seconds, so drift in the machine's
+load hits both alike. Run in the recipe's setting (its batch, bf16 autocast where the CPU computes bf16
+natively) and in the textbook loop's (batch 64, float32, where both copies run PyTorch's layers), since
+bench/throughput.py compares the two.
 
     .venv/bin/python bench/image_convs.py --model cgan --seconds 3 --rounds 6
 """
@@ -23,17 +25,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a scr
 from aigc import (MODELS, TrainConfig, build_model, configure_allocator, configure_threads, describe_device,  # noqa: E402
                   load_mnist)
 from aigc.device import autocast  # noqa: E402
-from aigc.models.image_convs import ImageConv2d, ImageConvTranspose2d  # noqa: E402
+from aigc.models.image_convs import ChannelsLast, Flatten, ImageConv2d, ImageConvTranspose2d  # noqa: E402
 
 
-def with_pytorch_convs(model: nn.Module) -> nn.Module:
-    """The model with its image-end layers replaced by PyTorch's own, holding the same weights."""
+def with_pytorch_layers(model: nn.Module) -> nn.Module:
+    """The model with its image-end layers replaced by PyTorch's own, holding the same weights, and its
+    layout left at PyTorch's default."""
     for module in list(model.modules()):
         for name, child in module.named_children():
             if isinstance(child, ImageConv2d):
                 plain = nn.Conv2d(1, child.out_channels, 4, 2, 1, bias=child.bias is not None)
             elif isinstance(child, ImageConvTranspose2d):
                 plain = nn.ConvTranspose2d(child.in_channels, 1, 4, 2, 1, bias=child.bias is not None)
+            elif isinstance(child, ChannelsLast):
+                plain = nn.Identity()
+            elif isinstance(child, Flatten):
+                plain = nn.Flatten()
             else:
                 continue
             plain.load_state_dict(child.state_dict())
@@ -49,7 +56,7 @@ def compare(name: str, batch: int, amp: bool, seconds: float, rounds: int, data)
         model = build_model(name, recipe.model_args).train()
         model.start_training(data)
         if kind == "pytorch":
-            with_pytorch_convs(model)
+            with_pytorch_layers(model)
         models[kind] = (model, model.configure_optimizers(recipe.lr, (recipe.beta1, 0.999)))
     context = autocast(torch.device("cpu")) if amp else torch.autocast("cpu", enabled=False)
     batches = torch.Generator().manual_seed(1)
@@ -84,7 +91,7 @@ def main():
     recipe = TrainConfig.for_model(args.model)
     print(f"{args.model} on {describe_device(torch.device('cpu'))}, {threads} torch threads, "
           f"{time.strftime('%Y-%m-%d %H:%M')}, {args.rounds} alternating rounds of {args.seconds:g} s")
-    print("| setting | PyTorch's convolutions, images/s | image_convs, images/s | ratio | rounds' ratios |\n"
+    print("| setting | PyTorch's layers, images/s | image_convs, images/s | ratio | rounds' ratios |\n"
           "|---|---|---|---|---|")
     for label, batch, amp in ((f"the recipe's: batch {recipe.batch_size}, autocast", recipe.batch_size, True),
                               ("the textbook loop's: batch 64, float32", 64, False)):

@@ -8,8 +8,8 @@ from conftest import new_model
 from aigc import MODELS, TrainConfig, Trainer, build_model
 from aigc.device import autocast
 from aigc.models.base import kmeans, pick_slice
-from aigc.models.image_convs import (Flatten, ImageConv2d, ImageConvTranspose2d, _ImageConv, _ImageConvTranspose,
-                                     channels_last)
+from aigc.models.image_convs import (ChannelsLast, Flatten, ImageConv2d, ImageConvTranspose2d, _ImageConv,
+                                     _ImageConvTranspose)
 
 NAMES = list(MODELS)
 
@@ -132,7 +132,7 @@ def test_the_dcgan_pair_runs_channels_last_under_bf16_and_hands_gradients_back_i
                    for h in inputs.values()), (bf16, [h.stride() for h in inputs.values()])
 
     weights = torch.arange(150.0).view(1, 6, 5, 5)
-    for layout, convert in ((torch.channels_last, Flatten()), (torch.contiguous_format, channels_last)):
+    for layout, convert in ((torch.channels_last, Flatten()), (torch.contiguous_format, ChannelsLast())):
         leaf = torch.randn(4, 6, 5, 5).contiguous(memory_format=layout).requires_grad_()
         x = leaf * 1                 # not a leaf: autograd copies a leaf's gradient into the leaf's layout itself
         grads = []
@@ -145,7 +145,7 @@ def test_the_dcgan_pair_runs_channels_last_under_bf16_and_hands_gradients_back_i
         (converted.reshape(4, 6, 5, 5) * weights).sum().backward()
         assert grads[0].is_contiguous(memory_format=layout), (layout, grads[0].stride())
         torch.testing.assert_close(grads[0], weights.expand(4, -1, -1, -1))
-    assert channels_last(leaf) is leaf                              # float32: nothing to convert
+    assert ChannelsLast()(leaf) is leaf                             # float32: nothing to convert
 
 
 def test_mlp_gan_has_the_textbook_shape():

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from .base import GAN, ModelConfig, check_range, projection_logits
-from .image_convs import Flatten, ImageConv2d, ImageConvTranspose2d, channels_last
+from .image_convs import ChannelsLast, Flatten, ImageConv2d, ImageConvTranspose2d
 
 
 @dataclass
@@ -37,6 +37,7 @@ class DCGenerator(nn.Module):
             nn.Linear(in_dim, 2 * width * 7 * 7, bias=False),
             nn.Unflatten(1, (2 * width, 7, 7)), nn.BatchNorm2d(2 * width), nn.ReLU(True),   # (b, 2w, 7, 7)
         )
+        self.to_channels_last = ChannelsLast()                                               # no parameters
         self.upsample = nn.Sequential(
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False),
             nn.BatchNorm2d(width), nn.ReLU(True),                                            # (b, w, 14, 14)
@@ -44,7 +45,7 @@ class DCGenerator(nn.Module):
         )
 
     def forward(self, h):
-        return self.upsample(channels_last(self.project(h)))
+        return self.upsample(self.to_channels_last(self.project(h)))
 
 
 class DCDiscriminator(nn.Module):

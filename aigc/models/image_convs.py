@@ -12,7 +12,7 @@ subclass nn.Conv2d and nn.ConvTranspose2d with the same parameters, so checkpoin
 
 Under bf16 the layers between them run channels-last (each pixel's channels side by side in memory), the layout
 oneDNN's bf16 convolutions are fastest in: ImageConv2d writes its output that way and ImageConvTranspose2d
-reads it in place; G's body converts once (channels_last()) and D's end converts back (Flatten), each handing
+reads it in place; G's body converts once (ChannelsLast) and D's end converts back (Flatten), each handing
 its gradient back in its input's layout.
 """
 from __future__ import annotations
@@ -167,11 +167,13 @@ class _ToMemoryFormat(torch.autograd.Function):
         return grad.contiguous(memory_format=ctx.input_format), None
 
 
-def channels_last(h: torch.Tensor) -> torch.Tensor:
-    """h (b, C, H, W) in channels-last under bf16 on a CPU, where oneDNN's convolutions run fastest in it; else h."""
-    if in_bf16_on_cpu(h) and not h.is_contiguous(memory_format=torch.channels_last):
-        return _ToMemoryFormat.apply(h, torch.channels_last)
-    return h
+class ChannelsLast(nn.Module):
+    """(b, C, H, W) in channels-last under bf16 on a CPU, where oneDNN's convolutions run fastest in it; else as is."""
+
+    def forward(self, h):
+        if in_bf16_on_cpu(h) and not h.is_contiguous(memory_format=torch.channels_last):
+            return _ToMemoryFormat.apply(h, torch.channels_last)
+        return h
 
 
 class Flatten(nn.Flatten):
