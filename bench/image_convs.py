@@ -2,7 +2,7 @@
 
 Two copies of the same model with the same weights: one as aigc builds it (D's first and G's last layer as
 matrix products of patches, channels-last between them under bf16), one with those layers swapped for plain
-nn.Conv2d / nn.ConvTranspose2d and the layout conversions for PyTorch's own (none, and nn.Flatten). Each takes
+nn.Conv2d / nn.ConvTranspose2d and G's conversion to channels-last for none. Each takes
 its own training steps on the same batches; alternating rounds of a few seconds, so drift in the machine's
 load hits both alike. Run in the recipe's setting (its batch, bf16 autocast where the CPU computes bf16
 natively) and in the textbook loop's (batch 64, float32, where both copies run PyTorch's layers), since
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a scr
 from aigc import (MODELS, TrainConfig, build_model, configure_allocator, configure_threads, describe_device,  # noqa: E402
                   load_mnist)
 from aigc.device import autocast  # noqa: E402
-from aigc.models.image_convs import ChannelsLast, Flatten, ImageConv2d, ImageConvTranspose2d  # noqa: E402
+from aigc.models.image_convs import ChannelsLast, ImageConv2d, ImageConvTranspose2d  # noqa: E402
 
 
 def with_pytorch_layers(model: nn.Module) -> nn.Module:
@@ -39,8 +39,6 @@ def with_pytorch_layers(model: nn.Module) -> nn.Module:
                 plain = nn.ConvTranspose2d(child.in_channels, 1, 4, 2, 1, bias=child.bias is not None)
             elif isinstance(child, ChannelsLast):
                 plain = nn.Identity()
-            elif isinstance(child, Flatten):
-                plain = nn.Flatten()
             else:
                 continue
             plain.load_state_dict(child.state_dict())

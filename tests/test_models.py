@@ -7,9 +7,8 @@ from conftest import new_model
 
 from aigc import MODELS, TrainConfig, Trainer, build_model
 from aigc.device import autocast
-from aigc.models.base import kmeans, pick_slice
-from aigc.models.image_convs import (ChannelsLast, Flatten, ImageConv2d, ImageConvTranspose2d, _ImageConv,
-                                     _ImageConvTranspose)
+from aigc.models.base import features_product, kmeans, pick_slice
+from aigc.models.image_convs import ChannelsLast, ImageConv2d, ImageConvTranspose2d, _ImageConv, _ImageConvTranspose
 
 NAMES = list(MODELS)
 
@@ -68,7 +67,7 @@ def test_projection_discriminator_is_w_plus_embedding_dot_features(name, args, m
     y = y % model.label_count
     features, head = (d.body.features, d.body.head) if name == "cgan" else (d.net[:-2], d.net[-2])
     d.double()
-    h = features(x.double())                                                      # (8, f)
+    h = features(x.double()).flatten(1)                                           # (8, f)
     expected = h @ head.weight[0] + (d.embed(y) * h).sum(1) + head.bias           # (8,)
     torch.testing.assert_close(d(x.double(), y), expected)
     d.float()
@@ -118,8 +117,9 @@ def test_image_convolutions_take_the_matrix_products_in_bf16_alone():
 
 def test_the_dcgan_pair_runs_channels_last_under_bf16_and_hands_gradients_back_in_each_inputs_layout():
     """Under bf16 on a CPU the convolutions between the image-end layers get channels-last inputs (oneDNN's
-    fastest layout there); in float32 the model keeps PyTorch's default layout. The two conversions hand each
-    gradient back in the layout of the tensor it belongs to."""
+    fastest layout there); in float32 the model keeps PyTorch's default layout. G's conversion hands its
+    gradient back in its input's layout, and D's head reads channels-last features as they lie: the same
+    logits and gradients as in PyTorch's order, and the gradient in the features' own layout."""
     model = build_model("cgan").train()
     inputs = {}
     for name, layer in (("g", model.generator.net.upsample[0]), ("d", model.discriminator.body.features[2])):
@@ -131,21 +131,29 @@ def test_the_dcgan_pair_runs_channels_last_under_bf16_and_hands_gradients_back_i
         assert all(h.is_contiguous(memory_format=layout) and h.stride()[1] == (1 if bf16 else h[0, 0].numel())
                    for h in inputs.values()), (bf16, [h.stride() for h in inputs.values()])
 
-    weights = torch.arange(150.0).view(1, 6, 5, 5)
-    for layout, convert in ((torch.channels_last, Flatten()), (torch.contiguous_format, ChannelsLast())):
-        leaf = torch.randn(4, 6, 5, 5).contiguous(memory_format=layout).requires_grad_()
-        x = leaf * 1                 # not a leaf: autograd copies a leaf's gradient into the leaf's layout itself
+    def layouts_and_gradient(layout, function):
+        leaf = torch.randn(4, 6, 5, 5, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=layout)
+        x = leaf.requires_grad_() * 1   # not a leaf: autograd copies a leaf's gradient into the leaf's layout itself
         grads = []
         x.register_hook(grads.append)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            converted = convert(x)
-        assert converted.is_contiguous(memory_format=torch.channels_last if layout == torch.contiguous_format
-                                       else torch.contiguous_format)
-        torch.testing.assert_close(converted.reshape(4, 6, 5, 5), x.detach())
-        (converted.reshape(4, 6, 5, 5) * weights).sum().backward()
-        assert grads[0].is_contiguous(memory_format=layout), (layout, grads[0].stride())
-        torch.testing.assert_close(grads[0], weights.expand(4, -1, -1, -1))
-    assert ChannelsLast()(leaf) is leaf                             # float32: nothing to convert
+        out = function(x)
+        upstream = torch.empty_like(out).copy_(torch.linspace(-1, 1, out.numel()).view(out.shape))   # out's layout
+        (out * upstream).sum().backward()
+        return out, grads[0]
+
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        converted, grad = layouts_and_gradient(torch.contiguous_format, ChannelsLast())
+    assert converted.is_contiguous(memory_format=torch.channels_last) and grad.is_contiguous()
+    assert ChannelsLast()(grad) is grad                             # float32: nothing to convert
+
+    weight = torch.randn(3, 150)
+    expected, expected_grad = layouts_and_gradient(torch.contiguous_format, lambda x: x.flatten(1) @ weight.t())
+    for layout in (torch.contiguous_format, torch.channels_last):
+        logits, grad = layouts_and_gradient(layout, lambda x: features_product(x, weight))
+        torch.testing.assert_close(logits, expected)
+        torch.testing.assert_close(grad, expected_grad)
+        assert grad.is_contiguous(memory_format=layout), (layout, grad.stride())
+    torch.testing.assert_close(features_product(expected_grad.flatten(1), weight), expected_grad.flatten(1) @ weight.t())
 
 
 def test_mlp_gan_has_the_textbook_shape():

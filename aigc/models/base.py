@@ -53,13 +53,24 @@ def pick_slice(z0: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, to
     return index.squeeze(1), (2 ** 0.5 * torch.erfinv(2 * u - 1)).to(z0.dtype)
 
 
+def features_product(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Features h, (b, f) or (b, C, H, W), times weight (k, f) whose columns run in h.flatten(1)'s order: (b, k).
+    A channels-last h (the convolutional D's under bf16 on a CPU) is read in the order it lies in memory and
+    the small weight is reordered to match, instead of copying the batch's features into PyTorch's order."""
+    if h.dim() == 4 and h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
+        b, channels, height, width = h.shape
+        h = h.permute(0, 2, 3, 1)                                                # (b, H, W, C): a view
+        weight = weight.view(-1, channels, height, width).permute(0, 2, 3, 1)    # (k, H, W, C)
+    return F.linear(h.reshape(h.shape[0], -1), weight.reshape(weight.shape[0], -1))
+
+
 def projection_logits(h: torch.Tensor, head: nn.Linear, embedding: nn.Embedding, labels: torch.Tensor) -> torch.Tensor:
-    """A projection discriminator's logit (Miyato & Koyama 2018) from the features h (b, f), the linear head
-    (f -> 1), the label embedding (k labels -> f) and the labels (b,): (w + embed(y))·h + b (b,).
+    """A projection discriminator's logit (Miyato & Koyama 2018) from the features h (b, f) or (b, C, H, W),
+    the linear head (f -> 1), the label embedding (k labels -> f) and the labels (b,): (w + embed(y))·h + b (b,).
     Every label's logit comes from one product h (w + E)ᵀ (b, k), and each row keeps its own label's: the same
     sums as gathering embed(y) and multiplying, without that way's (b, f) temporaries, whose memory traffic
     outweighs a product k columns wide when f is large (the convolutional D's 3,136 features)."""
-    per_label = F.linear(h, head.weight + embedding.weight)                  # (b, k)
+    per_label = features_product(h, head.weight + embedding.weight)         # (b, k)
     return per_label.gather(1, labels[:, None]).squeeze(1) + head.bias
 
 

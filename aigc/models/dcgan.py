@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
-from .base import GAN, ModelConfig, check_range, projection_logits
-from .image_convs import ChannelsLast, Flatten, ImageConv2d, ImageConvTranspose2d
+from .base import GAN, ModelConfig, check_range, features_product, projection_logits
+from .image_convs import ChannelsLast, ImageConv2d, ImageConvTranspose2d
 
 
 @dataclass
@@ -49,7 +49,7 @@ class DCGenerator(nn.Module):
 
 
 class DCDiscriminator(nn.Module):
-    """Returns logits (b,) and, for the projection discriminator, the features (b, 2w*7*7)."""
+    """Returns logits (b,); its features (b, 2w, 7, 7) also feed the projection discriminator."""
 
     def __init__(self, width: int, in_channels: int = 1):
         super().__init__()
@@ -58,12 +58,11 @@ class DCDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, True),                                                         # (b, w, 14, 14)
             nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False),
             nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2, True),                              # (b, 2w, 7, 7)
-            Flatten(),
         )
-        self.head = nn.Linear(2 * width * 7 * 7, 1)
+        self.head = nn.Linear(2 * width * 7 * 7, 1)                                          # over the flattened features
 
     def forward(self, x):
-        return self.head(self.features(x)).squeeze(1)
+        return (features_product(self.features(x), self.head.weight) + self.head.bias).squeeze(1)
 
 
 class ConditionalGenerator(nn.Module):
@@ -88,7 +87,7 @@ class ProjectionDiscriminator(nn.Module):
         self.embed = nn.Embedding(num_labels, 2 * width * 7 * 7)
 
     def forward(self, x, labels):
-        h = self.body.features(x)                                          # (b, 2w*49)
+        h = self.body.features(x)                                          # (b, 2w, 7, 7)
         return projection_logits(h, self.body.head, self.embed, labels)    # (b,)
 
 

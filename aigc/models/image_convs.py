@@ -12,8 +12,8 @@ subclass nn.Conv2d and nn.ConvTranspose2d with the same parameters, so checkpoin
 
 Under bf16 the layers between them run channels-last (each pixel's channels side by side in memory), the layout
 oneDNN's bf16 convolutions are fastest in: ImageConv2d writes its output that way and ImageConvTranspose2d
-reads it in place; G's body converts once (ChannelsLast) and D's end converts back (Flatten), each handing
-its gradient back in its input's layout.
+reads it in place; G's body converts once (ChannelsLast), handing the gradient back in its input's layout,
+and D's head reads the channels-last features as they lie (base.features_product).
 """
 from __future__ import annotations
 
@@ -151,20 +151,18 @@ class ImageConvTranspose2d(nn.ConvTranspose2d):
         return _ImageConvTranspose.apply(h, self.weight, self.bias)
 
 
-class _ToMemoryFormat(torch.autograd.Function):
-    """x copied into memory_format, its gradient copied back into x's. Autograd's own conversion hands the
-    gradient back in the new layout, and an elementwise backward whose gradient and saved tensor differ in
-    layout takes a slow strided path."""
+class _ToChannelsLast(torch.autograd.Function):
+    """x copied into channels-last, its gradient copied back into PyTorch's default layout. Autograd's own
+    conversion hands the gradient back channels-last, and an elementwise backward whose gradient and saved
+    tensor differ in layout (the layers before the conversion) takes a slow strided path."""
 
     @staticmethod
-    def forward(ctx, x, memory_format):
-        ctx.input_format = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) \
-            else torch.contiguous_format
-        return x.contiguous(memory_format=memory_format)
+    def forward(ctx, x):
+        return x.contiguous(memory_format=torch.channels_last)
 
     @staticmethod
     def backward(ctx, grad):
-        return grad.contiguous(memory_format=ctx.input_format), None
+        return grad.contiguous()
 
 
 class ChannelsLast(nn.Module):
@@ -172,14 +170,5 @@ class ChannelsLast(nn.Module):
 
     def forward(self, h):
         if in_bf16_on_cpu(h) and not h.is_contiguous(memory_format=torch.channels_last):
-            return _ToMemoryFormat.apply(h, torch.channels_last)
+            return _ToChannelsLast.apply(h)
         return h
-
-
-class Flatten(nn.Flatten):
-    """nn.Flatten that passes its gradient back in its input's layout: (b, C, H, W) -> (b, C·H·W)."""
-
-    def forward(self, x):
-        if not x.is_contiguous():
-            x = _ToMemoryFormat.apply(x, torch.contiguous_format)
-        return super().forward(x)
