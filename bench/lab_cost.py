@@ -24,7 +24,8 @@ from pathlib import Path
 
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")                   # as app.py sets it, before torch loads
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
-from aigc import MODELS, TrainConfig, Trainer, describe_device, load_mnist, pick_device  # noqa: E402
+from aigc import (MODELS, TrainConfig, Trainer, configure_allocator, describe_device, load_mnist,  # noqa: E402
+                  pick_device)
 from aigc.runs import BranchPoint, RunRegistry  # noqa: E402
 
 
@@ -72,6 +73,7 @@ def main():
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
+    configure_allocator()                              # as the app's run registry sets it up
     print(f"device: {describe_device(pick_device())}")
     config = TrainConfig.for_model(args.model, steps=args.steps)
     data = on_a_thread(load_mnist, True)
