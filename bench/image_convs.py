@@ -2,11 +2,10 @@
 
 Two copies of the same model with the same weights: one as aigc builds it (D's first and G's last layer as
 matrix products of patches, channels-last between them under bf16), one with those layers swapped for plain
-nn.Conv2d / nn.ConvTranspose2d and G's conversion to channels-last for none. Each takes
-its own training steps on the same batches; alternating rounds of a few seconds, so drift in the machine's
-load hits both alike. Run in the recipe's setting (its batch, bf16 autocast where the CPU computes bf16
-natively) and in the textbook loop's (batch 64, float32, where both copies run PyTorch's layers), since
-bench/throughput.py compares the two.
+nn.Conv2d / nn.ConvTranspose2d and without G's conversion to channels-last. Each takes its own training steps
+on the same batches; alternating rounds of a few seconds, so drift in the machine's load hits both alike. Run
+in the recipe's setting (its batch, bf16 autocast where the CPU computes bf16 natively) and in the textbook
+loop's (batch 64, float32, where both copies run PyTorch's layers), since bench/throughput.py compares the two.
 
     .venv/bin/python bench/image_convs.py --model cgan --seconds 3 --rounds 6
 """
