@@ -62,19 +62,38 @@ def pixel_rows(h: torch.Tensor) -> torch.Tensor:
     return h.permute(0, 2, 3, 1).reshape(h.shape[0], -1, h.shape[1])
 
 
+def channels_from_patches(cols: torch.Tensor, w: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """W · cols: patches (b, 16, n) of H × W images and weights (C, 16) -> (b, C, H/2, W/2), channels-last, the
+    layout oneDNN's bf16 convolutions run fastest in. D's first layer, and the gradient of G's last one."""
+    b = cols.shape[0]
+    out = torch.empty(b, w.shape[0], height // 2, width // 2, dtype=cols.dtype, device=cols.device,
+                      memory_format=torch.channels_last)
+    torch.bmm(cols.transpose(1, 2), w.t().expand(b, -1, -1), out=pixel_rows(out))   # (b, n, C), written into out
+    return out
+
+
+def image_from_channels(h: torch.Tensor, w: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Wᵀ · h summed back into the image: (b, C, n) -> (b, 1, H, W), the adjoint of channels_from_patches
+    after patches(). G's last layer, and the gradient of D's first one."""
+    return unpatch(torch.bmm(w.t().expand(len(h), -1, -1), h), height, width)
+
+
+def weight_grad(per_channel: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """(b, C, n) against patches (b, 16, n) -> the gradient of a (C, 1, 4, 4) weight, summed over the batch
+    in float32."""
+    return torch.bmm(per_channel, cols.transpose(1, 2)).sum(0, dtype=torch.float32).view(-1, 1, 4, 4)
+
+
 class _ImageConv(torch.autograd.Function):
-    """y = W · patches(x) + bias: (b, 1, H, W) -> (b, C, H/2, W/2), in channels-last, the layout oneDNN's
-    convolutions run fastest in under bf16, so the layers after it keep it."""
+    """y = W · patches(x) + bias: (b, 1, H, W) -> (b, C, H/2, W/2), channels-last."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
         dtype = compute_dtype(x)
         cols = patches(x.to(dtype))                                              # (b, 16, n)
         w = weight.to(dtype).view(weight.shape[0], 16)                           # (C, 16)
-        b, _, height, width = x.shape
-        y = torch.empty(b, w.shape[0], height // 2, width // 2, dtype=dtype, device=x.device,
-                        memory_format=torch.channels_last)
-        torch.bmm(cols.transpose(1, 2), w.t().expand(b, -1, -1), out=pixel_rows(y))   # (b, n, C), written into y
+        height, width = x.shape[2:]
+        y = channels_from_patches(cols, w, height, width)                        # (b, C, H/2, W/2)
         if bias is not None:
             y += bias.to(dtype).view(-1, 1, 1)
         ctx.save_for_backward(cols, w)
@@ -87,9 +106,9 @@ class _ImageConv(torch.autograd.Function):
         grad_y = pixel_rows(grad_y.to(cols.dtype)).transpose(1, 2)               # (b, C, n)
         grad_x = grad_w = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_x = unpatch(torch.bmm(w.t().expand(len(cols), -1, -1), grad_y), *ctx.size).to(ctx.input_dtype)
+            grad_x = image_from_channels(grad_y, w, *ctx.size).to(ctx.input_dtype)
         if ctx.needs_input_grad[1]:
-            grad_w = torch.bmm(grad_y, cols.transpose(1, 2)).sum(0, dtype=torch.float32).view(-1, 1, 4, 4)
+            grad_w = weight_grad(grad_y, cols)
         if ctx.needs_input_grad[2]:
             grad_bias = grad_y.sum(2).sum(0).float()            # summing both dims at once converts to float32 first
         return grad_x, grad_w, grad_bias
@@ -101,14 +120,14 @@ class _ImageConvTranspose(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias):
         dtype, input_dtype = compute_dtype(h), h.dtype
-        b, channels, rows, columns = h.shape
+        rows, columns = h.shape[2:]
         h = pixel_rows(h.to(dtype)).transpose(1, 2)                              # (b, C, n)
-        w = weight.to(dtype).view(channels, 16)                                  # (C, 16)
-        image = unpatch(torch.bmm(w.t().expand(b, -1, -1), h), 2 * rows, 2 * columns)   # (b, 1, 2h, 2w)
+        w = weight.to(dtype).view(h.shape[1], 16)                                # (C, 16)
+        image = image_from_channels(h, w, 2 * rows, 2 * columns)                 # (b, 1, 2h, 2w)
         if bias is not None:
             image += bias.to(dtype)
         ctx.save_for_backward(h, w)
-        ctx.input_dtype, ctx.input_shape = input_dtype, (b, channels, rows, columns)
+        ctx.input_dtype = input_dtype
         return image
 
     @staticmethod
@@ -117,11 +136,9 @@ class _ImageConvTranspose(torch.autograd.Function):
         grad_cols = patches(grad_image.to(h.dtype))                              # (b, 16, n)
         grad_h = grad_w = grad_bias = None
         if ctx.needs_input_grad[0]:
-            grad_h = torch.empty(ctx.input_shape, dtype=h.dtype, device=h.device, memory_format=torch.channels_last)
-            torch.bmm(grad_cols.transpose(1, 2), w.t().expand(len(h), -1, -1), out=pixel_rows(grad_h))
-            grad_h = grad_h.to(ctx.input_dtype)
+            grad_h = channels_from_patches(grad_cols, w, *grad_image.shape[2:]).to(ctx.input_dtype)
         if ctx.needs_input_grad[1]:
-            grad_w = torch.bmm(h, grad_cols.transpose(1, 2)).sum(0, dtype=torch.float32).view(-1, 1, 4, 4)
+            grad_w = weight_grad(h, grad_cols)
         if ctx.needs_input_grad[2]:
             grad_bias = grad_image.sum().float().view(1)
         return grad_h, grad_w, grad_bias
