@@ -96,7 +96,7 @@ class Tab(StreamlitSession):
 async def watch(tab: Tab, until: float) -> None:
     """Answers the live fragment's auto-reruns as a browser does."""
     while time.monotonic() < until:
-        await asyncio.sleep(min(tab.auto_reruns.values(), default=0.7) or 0.7)
+        await asyncio.sleep(min(tab.auto_reruns.values(), default=1) or 1)
         for fragment in list(tab.auto_reruns):
             await tab.rerun(fragment=fragment)
 

@@ -61,7 +61,7 @@ if run is None:
 watcher = None if can_control else session.owner()         # a read-only tab counts towards the class's budget
 registry.heartbeat(run, watcher)
 watchers = registry.watching(run)
-every = 0.7 if can_control else watch_interval(watchers)   # seconds between polls of a live run
+every = 1 if can_control else watch_interval(watchers)     # seconds between polls of a live run
 share, smooth = st.columns([4, 1], vertical_alignment="bottom")
 with share:
     if can_control:
@@ -161,9 +161,9 @@ def live():
 
 view = registry.view(run)
 waiting = view.status is Status.QUEUED
-# a queued run polls slowly (its page only shows the queue), a live one about once a second (its owner's tab
-# every 0.7 s, the class's read-only tabs every second, or less often when so many watch that their polls
-# would take the training's cores: aigc.runs.watch_interval, bench/audience.py), an ended one not
+# a queued run polls slowly (its page only shows the queue), a live one once a second (the class's read-only
+# tabs less often when so many watch that their polls would take the training's cores: aigc.runs.watch_interval,
+# bench/audience.py), an ended one not
 st.fragment(run_every=None if not view.active else 2.0 if waiting else every)(live)()
 
 view = registry.view(run)

@@ -4,6 +4,7 @@ import shutil
 import threading
 import time
 
+import pandas as pd
 import pytest
 import torch
 from conftest import tiny_vae_run, wait_for
@@ -223,6 +224,26 @@ def test_watchers_without_the_key_cannot_control_the_run():
     assert "running" in owner.subheader[0].value and "pause" in buttons(owner) and "resume" not in buttons(owner)
 
 
+def test_the_owner_changes_a_setting_while_it_trains_from_an_expander_drawn_only_when_open():
+    reg = registry()
+    run = reg.submit(tiny_vae_run())
+    wait_for(lambda: reg.view(run).live_settings, what="the trainer to declare its live settings")
+    at = app("pages/train.py", run=run.id, key=run.key)
+    assert at.expander(key=f"live-settings-{run.id}").label == "Change settings while it trains"
+    assert not [n for n in at.number_input if n.key.startswith("live-")], "closed, it draws nothing on each poll"
+    at.session_state[f"live-settings-{run.id}"] = True          # the owner opens it
+    at.run()
+    beta = at.number_input(key=f"live-{run.id}-beta-1.0")
+    assert beta.label == "Weight of the KL term (β)" and beta.value == 1.0
+    beta.set_value(2.5).run()
+    at.button(key=f"apply-{run.id}").click().run()
+    assert not at.exception, at.exception
+    wait_for(lambda: any(e["text"] == "Weight of the KL term (β) 1 → 2.5" for e in reg.view(run).events), 30,
+             "the change, at the run's next step")
+    at.run()
+    assert at.number_input(key=f"live-{run.id}-beta-2.5").value == 2.5, "the box shows the run's value now"
+
+
 def test_a_queued_run_shows_its_place_and_can_be_cancelled():
     reg = registry()
     first = reg.submit(tiny_vae_run())
@@ -426,14 +447,14 @@ def test_live_chart_rows_stay_bounded_however_long_the_run():
     history = {"step": [5 * (i + 1) for i in range(n)], "loss_d": [1.0 + (i % 7) for i in range(n)],
                "loss_g": [2.0] * n}
     panel = MODELS["cgan"][1].panels[0]
-    rows = charts.panel_rows(history, panel, smoothing=0.8)
+    rows = pd.DataFrame(charts.panel_rows(history, panel, smoothing=0.8))
     per_line = rows.groupby(["series", "kind"]).size()
     assert len(per_line) == 4 and (per_line == charts.MAX_POINTS).all()
     assert rows["step"].max() == 5 * n and rows["step"].min() == 5            # the first and the last entry
     smoothed = rows[(rows.series == "D loss") & (rows.kind == "smoothed")]["value"].iloc[-1]
     assert smoothed == pytest.approx(charts.ema(history["loss_d"], 0.8)[-1])  # smoothed over every entry
     short = charts.panel_rows({k: v[:50] for k, v in history.items()}, panel, smoothing=0.8)
-    assert len(short) == 4 * 50
+    assert all(len(column) == 4 * 50 for column in short.values())
 
 
 def test_map_click_helper_reads_the_selection():
@@ -658,8 +679,8 @@ def test_the_readings_charts_stay_bounded_however_long_the_run():
     readings = {"step": list(range(25, 25 * n + 1, 25)), "shares": [[0.1] * 10] * n, "confidence": [0.9] * n,
                 "coverage": [10] * n, "precision": [0.8 if i % 20 == 0 else None for i in range(n)],
                 "recall": [0.7 if i % 20 == 0 else None for i in range(n)]}
-    strip = charts.coverage_rows(readings)
+    strip = pd.DataFrame(charts.coverage_rows(readings))
     assert len(strip) == 10 * charts.MAX_POINTS and strip["step"].iloc[-10] == 25 * n
     assert (strip["until"] > strip["step"]).all(), "every cell has a width"
-    quality = charts.quality_rows(readings, ((100, "β₁ 0.9 → 0.5"),))
+    quality = pd.DataFrame(charts.quality_rows(readings, ((100, "β₁ 0.9 → 0.5"),)))
     assert len(quality) <= 3 * charts.MAX_POINTS + 1 and (quality["kind"] == "event").sum() == 1

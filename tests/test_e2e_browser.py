@@ -273,6 +273,19 @@ def test_pause_resume_and_stop_say_so(page, server, shots):
     # Pause until that redraw ends (a loaded machine caught it); it must then be gone
     page.get_by_role("button", name="Resume", exact=True).wait_for(state="detached", timeout=10_000)
     page.screenshot(path=str(shots / "train_resumed.png"))
+    # the live settings are drawn once their expander is open, and stay open through the page's polls
+    from playwright.sync_api import expect
+    beta1 = page.get_by_role("spinbutton", name="Adam's β₁")
+    assert beta1.count() == 0
+    page.get_by_text("Change settings while it trains").click()
+    beta1.fill("0.6")
+    beta1.press("Enter")
+    apply = page.get_by_role("button", name="Apply", exact=True)
+    expect(apply).to_be_enabled(timeout=10_000)           # once the page has read the new value
+    apply.click()
+    expect(apply).to_be_disabled(timeout=30_000)           # applied: 0.6 is now the run's own value
+    page.wait_for_timeout(2_500)                           # two polls later: still open, still showing it
+    assert beta1.input_value() == "0.60" and apply.is_disabled()
     page.get_by_role("button", name="Stop", exact=True).click()
     page.get_by_text("· stopped").wait_for(timeout=60_000)
     page.get_by_role("button", name="New run", exact=True).click()        # back to an empty Train page for the next test

@@ -38,10 +38,10 @@ def spread(n: int, max_points: int) -> list[int]:
     return sorted({round(i * (n - 1) / (max_points - 1)) for i in range(max_points)}) if n > max_points else list(range(n))
 
 
-def panel_rows(history: dict, panel: Panel, smoothing: float, max_points: int = MAX_POINTS) -> pd.DataFrame:
-    """Long-form rows (step, value, series, kind) for one panel, raw values and their EMA (over every log
-    entry), in step order, at most `max_points` evenly spread log entries per line, the last always among
-    them. Every viewer's poll sends these rows again, so they stay the same size however long the run:
+def panel_rows(history: dict, panel: Panel, smoothing: float, max_points: int = MAX_POINTS) -> dict[str, list]:
+    """Long-form rows (step, value, series, kind) for one panel, as columns: raw values and their EMA (over
+    every log entry), in step order, at most `max_points` evenly spread log entries per line, the last always
+    among them. Every viewer's poll sends these rows again, so they stay the same size however long the run:
     a 3,000-step run sent 240 KB per poll with every entry, 30 viewers 10 MB/s."""
     steps = history.get("step", [])
     n = min([len(steps)] + [len(history.get(s.metric, [])) for s in panel.series])
@@ -51,8 +51,9 @@ def panel_rows(history: dict, panel: Panel, smoothing: float, max_points: int = 
         lines[(s.label, "smoothed")] = ema(values, smoothing) if smoothing > 0 else values
         if smoothing > 0:
             lines[(s.label, "raw")] = values
-    rows = [(steps[i], ys[i], label, kind) for i in spread(n, max_points) for (label, kind), ys in lines.items()]
-    return pd.DataFrame(rows, columns=["step", "value", "series", "kind"])
+    shown = spread(n, max_points)
+    return {"step": [steps[i] for i in shown for _ in lines], "value": [ys[i] for i in shown for ys in lines.values()],
+            "series": [label for _ in shown for label, _ in lines], "kind": [kind for _ in shown for _, kind in lines]}
 
 
 def panel_spec(panel: Panel, x_max: int) -> dict:
@@ -89,14 +90,11 @@ EVENT_LAYER = {"transform": [{"filter": "datum.kind === 'event'"}],
                             "tooltip": [{"field": "step"}, {"field": "series", "title": "changed"}]}}
 
 
-def with_events(rows: pd.DataFrame, marks: tuple) -> pd.DataFrame:
+def with_events(rows: dict[str, list], marks: tuple) -> dict[str, list]:
     """rows and one row per (step, text) mark of a settings change (kind 'event', its text in 'series'),
     drawn by EVENT_LAYER."""
-    if not marks:
-        return rows
-    events = pd.DataFrame({"step": [step for step, _ in marks], "value": np.nan,
-                           "series": [text for _, text in marks], "kind": "event"})
-    return pd.concat([rows, events], ignore_index=True)
+    return {"step": rows["step"] + [step for step, _ in marks], "value": rows["value"] + [None] * len(marks),
+            "series": rows["series"] + [text for _, text in marks], "kind": rows["kind"] + ["event"] * len(marks)}
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
@@ -130,14 +128,14 @@ def coverage_spec(x_max: int) -> dict:
                 "tooltip": [{"field": "digit"}, {"field": "step"}, {"field": "share", "format": ".0%"}]}}
 
 
-def coverage_rows(readings: dict) -> pd.DataFrame:
+def coverage_rows(readings: dict) -> dict[str, list]:
     """(step, until, digit, share): each snapshot's shares (at most MAX_POINTS snapshots, evenly spread), each
     cell reaching to the next one shown."""
     shown = spread(len(readings.get("step", [])), MAX_POINTS)
     steps, shares = [readings["step"][i] for i in shown], [readings["shares"][i] for i in shown]
     last = [steps[-1] + (steps[-1] - steps[-2] if len(steps) > 1 else 1)] if steps else []
-    rows = [(s, nxt, str(d), share) for s, nxt, row in zip(steps, steps[1:] + last, shares) for d, share in enumerate(row)]
-    return pd.DataFrame(rows, columns=["step", "until", "digit", "share"])
+    cells = [(s, nxt, str(d), share) for s, nxt, row in zip(steps, steps[1:] + last, shares) for d, share in enumerate(row)]
+    return {name: [cell[i] for cell in cells] for i, name in enumerate(("step", "until", "digit", "share"))}
 
 
 QUALITY_SERIES = {"confidence": ("confidence", "#4C6EF5"), "precision": ("precision", "#2B8A3E"),
@@ -162,11 +160,12 @@ def quality_spec(x_max: int) -> dict:
             "config": {"legend": {"labelLimit": 300}}}
 
 
-def quality_rows(readings: dict, marks: tuple) -> pd.DataFrame:
+def quality_rows(readings: dict, marks: tuple) -> dict[str, list]:
     steps = readings.get("step", [])
-    rows = [(steps[i], readings[key][i], label, "line") for key, (label, _) in QUALITY_SERIES.items()
-            for i in spread(len(steps), MAX_POINTS) if readings[key][i] is not None]
-    return with_events(pd.DataFrame(rows, columns=["step", "value", "series", "kind"]), marks)
+    points = [(steps[i], readings[key][i], label) for key, (label, _) in QUALITY_SERIES.items()
+              for i in spread(len(steps), MAX_POINTS) if readings[key][i] is not None]
+    return with_events({"step": [p[0] for p in points], "value": [p[1] for p in points],
+                        "series": [p[2] for p in points], "kind": ["line"] * len(points)}, marks)
 
 
 @st.cache_resource(max_entries=128, show_spinner=False)
@@ -212,28 +211,31 @@ def family_spec(panel: Panel, x_max: int, labels: list[str]) -> dict:
 def family_rows(members: list[tuple[str, int | None, dict]], panel: Panel, smoothing: float) -> pd.DataFrame:
     """members: (label, branch step or None, history). Each branch is drawn from the step it left its parent,
     smoothed over its whole history (so its line starts where the parent's was)."""
-    frames = []
+    points = []
     for label, start, history in members:
         rows = panel_rows(history, panel, smoothing)
-        rows = rows[(rows["kind"] == "smoothed") & (rows["step"] >= (start or 0))]
-        frames.append(rows.assign(branch=label, line=label + rows["series"]))
-    return pd.concat(frames, ignore_index=True)
+        points += [(step, value, series, label) for step, value, series, kind in
+                   zip(rows["step"], rows["value"], rows["series"], rows["kind"])
+                   if kind == "smoothed" and step >= (start or 0)]
+    return pd.DataFrame(points, columns=["step", "value", "series", "branch"]).assign(
+        line=lambda rows: rows["branch"] + rows["series"])
 
 
-def with_rows(spec: dict, rows: pd.DataFrame, categories: tuple = ("series", "kind")) -> dict:
-    """The spec with its rows inside, as a named dataset already in Arrow's IPC format, with the repeated
-    names in `categories` stored once each. Streamlit sends such bytes as they are; given a table or a
-    DataFrame it serialises it again for every viewer's every poll, which with 30 viewers of a run was the
-    page scripts' largest cost (bench/audience.py, py-spy). Streamlit copies a spec before it takes the
-    dataset out, so one spec serves every viewer. Built column by column from NumPy, which costs a fraction
-    of going through pandas' categoricals: a watched run rebuilds its charts at every new log entry."""
+def with_rows(spec: dict, rows: dict[str, list], categories: tuple = ("series", "kind")) -> dict:
+    """The spec with its rows (columns of equal length) inside, as a named dataset already in Arrow's IPC
+    format, with the repeated names in `categories` stored once each. Streamlit sends such bytes as they
+    are; given a table or a DataFrame it serialises it again for every viewer's every poll, which with 30
+    viewers of a run was the page scripts' largest cost (bench/audience.py, py-spy). Streamlit copies a spec
+    before it takes the dataset out, so one spec serves every viewer. Built from the lists directly: a
+    watched run rebuilds its charts at every new log entry, and through a DataFrame that took the owner's
+    poll 4 ms more."""
     columns = {}
-    for name in rows.columns:
+    for name, values in rows.items():
         if name in categories:
-            names = pa.array(rows[name].tolist()).dictionary_encode()
+            names = pa.array(values, type=pa.string()).dictionary_encode()
             columns[name] = pa.DictionaryArray.from_arrays(names.indices.cast(pa.int16()), names.dictionary)
         else:
-            columns[name] = pa.array(rows[name].to_numpy(), from_pandas=True)      # NaN -> null, as pandas did
+            columns[name] = pa.array(values, from_pandas=True)      # NaN -> null: Vega-Lite skips it
     table = pa.table(columns)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
