@@ -1,11 +1,11 @@
-"""The DCGAN pair's CPU bf16 path (aigc/models/image_convs.py) against PyTorch's own layers, in a GAN's training step.
+"""The DCGAN pair's CPU path (aigc/models/image_convs.py) against PyTorch's own layers, in a GAN's training step.
 
 Two copies of the same model with the same weights: one as aigc builds it (D's first and G's last layer as
-matrix products of patches, channels-last between them under bf16), one with those layers swapped for plain
+matrix products of patches, channels-last between them), one with those layers swapped for plain
 nn.Conv2d / nn.ConvTranspose2d and without G's conversion to channels-last. Each takes its own training steps
 on the same batches; alternating rounds of a few seconds, so drift in the machine's load hits both alike. Run
-in the recipe's setting (its batch, bf16 autocast where the CPU computes bf16 natively) and in the textbook
-loop's (batch 64, float32, where both copies run PyTorch's layers), since bench/throughput.py compares the two.
+at the recipe's batch with bf16 autocast where the CPU computes bf16 natively, then in float32 (as on a CPU
+without it), then a null run: both copies with PyTorch's layers, in float32, whose ratio shows the bench's noise.
 
     .venv/bin/python bench/image_convs.py --model cgan --seconds 3 --rounds 6
 """
@@ -23,7 +23,7 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
 from aigc import (MODELS, TrainConfig, build_model, configure_allocator, configure_threads, describe_device,  # noqa: E402
                   load_mnist)
-from aigc.device import autocast  # noqa: E402
+from aigc.device import autocast, native_bf16  # noqa: E402
 from aigc.models.image_convs import ChannelsLast, ImageConv2d, ImageConvTranspose2d  # noqa: E402
 
 
@@ -45,14 +45,15 @@ def with_pytorch_layers(model: nn.Module) -> nn.Module:
     return model
 
 
-def compare(name: str, batch: int, amp: bool, seconds: float, rounds: int, data) -> tuple[float, float, list[float]]:
+def compare(name: str, batch: int, amp: bool, seconds: float, rounds: int, data,
+            null: bool = False) -> tuple[float, float, list[float]]:
     recipe = TrainConfig.for_model(name)
     models = {}
     for kind in ("aigc", "pytorch"):
         torch.manual_seed(0)
         model = build_model(name, recipe.model_args).train()
         model.start_training(data)
-        if kind == "pytorch":
+        if kind == "pytorch" or null:
             with_pytorch_layers(model)
         models[kind] = (model, model.configure_optimizers(recipe.lr, (recipe.beta1, 0.999)))
     context = autocast(torch.device("cpu")) if amp else torch.autocast("cpu", enabled=False)
@@ -90,9 +91,12 @@ def main():
           f"{time.strftime('%Y-%m-%d %H:%M')}, {args.rounds} alternating rounds of {args.seconds:g} s")
     print("| setting | PyTorch's layers, images/s | image_convs, images/s | ratio | rounds' ratios |\n"
           "|---|---|---|---|---|")
-    for label, batch, amp in ((f"the recipe's: batch {recipe.batch_size}, autocast", recipe.batch_size, True),
-                              ("the textbook loop's: batch 64, float32", 64, False)):
-        ours, theirs, per_round = compare(args.model, batch, amp, args.seconds, args.rounds, data)
+    batch = recipe.batch_size
+    for label, amp, null in ((f"batch {batch}, autocast{' (bf16)' if native_bf16(torch.device('cpu')) else ' (off)'}",
+                              True, False),
+                             (f"batch {batch}, float32", False, False),
+                             (f"batch {batch}, float32, null run (PyTorch's layers in both)", False, True)):
+        ours, theirs, per_round = compare(args.model, batch, amp, args.seconds, args.rounds, data, null)
         print(f"| {label} | {theirs:,.0f} | {ours:,.0f} | {ours / theirs:.3f}× | "
               f"{min(per_round):.3f}–{max(per_round):.3f} |", flush=True)
 

@@ -2,7 +2,9 @@
 
 Textbook loop = what most tutorials write: torchvision MNIST with ToTensor + Normalize, a torch
 DataLoader (batch 64, shuffled, the default num_workers=0), fp32, Adam lr 2e-4 betas (0.5, 0.999),
-and the two-phase GAN step (or the plain VAE step) written inline, no weight averaging. aigc = Trainer
+and the two-phase GAN step (or the plain VAE step) written inline, no weight averaging, the model built
+with PyTorch's own layers in PyTorch's default layout (the convolutional GANs' image-end layers swapped back
+to nn.Conv2d / nn.ConvTranspose2d, as bench/image_convs.py does: the same weights). aigc = Trainer
 with the model's recipe (whole dataset as one tensor on the device, its own batch size, bf16 autocast
 where the device computes in bf16 natively: CUDA, AVX-512 BF16 or AMX CPUs), paying for what the app needs on top: G's moving average and a sample grid every 25 steps.
 Both train a fresh copy of the same architecture, in the same process, after a warm-up, alternating
@@ -25,9 +27,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run as a script from anywhere
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from aigc import (MODELS, TrainConfig, Trainer, build_model, configure_allocator, configure_threads, describe_device,
                   load_mnist, pick_device)
 from aigc.data import _torchvision_root, data_root
+from image_convs import with_pytorch_layers                        # bench/image_convs.py
 
 
 def sync(device: torch.device) -> None:
@@ -41,7 +45,7 @@ def textbook_images_per_s(name: str, device: torch.device, seconds: float, warmu
     dataset = datasets.MNIST(str(_torchvision_root(data_root())), train=True, download=True,
                              transform=transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))]))
     loader = torch.utils.data.DataLoader(dataset, batch_size=64, shuffle=True)
-    model = build_model(name, {"ema_decay": 0.0} if name != "vae" else {}).to(device).train()
+    model = with_pytorch_layers(build_model(name, {"ema_decay": 0.0} if name != "vae" else {})).to(device).train()
     if name == "vae":
         opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.999))
     else:

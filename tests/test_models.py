@@ -91,45 +91,52 @@ def test_image_convolutions_compute_pytorchs_convolutions():
     assert torch.autograd.gradcheck(_ImageConvTranspose.apply, (h, deconv.weight, deconv.bias))
 
 
-def test_image_convolutions_take_the_matrix_products_in_bf16_alone():
-    """Under bf16 autocast on a CPU the layers run as products of patches, close to PyTorch's bf16
-    convolutions in values and gradients; in float32 they are PyTorch's own."""
+def test_image_convolutions_take_the_matrix_products_on_a_cpu_in_bf16_and_float32():
+    """On a CPU, under bf16 autocast and in float32, the layers run as products of patches, close to PyTorch's
+    convolutions in values and gradients (bf16: to its rounding; float32: to float32's); in float64 they are
+    PyTorch's own."""
     torch.manual_seed(0)
     conv, deconv = ImageConv2d(32), ImageConvTranspose2d(32)
     x = torch.randn(16, 1, 28, 28, requires_grad=True)
     h = torch.randn(16, 32, 14, 14, requires_grad=True)
-    assert type(conv(x).grad_fn).__name__ == "ConvolutionBackward0"
-    assert type(deconv(h).grad_fn).__name__ == "ConvolutionBackward0"
-    for layer, inputs, reference in ((conv, x, lambda: F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1)),
-                                     (deconv, h, lambda: F.conv_transpose2d(h, deconv.weight, deconv.bias, 2, 1))):
-        results = []
-        for run in (lambda: layer(inputs), reference):
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                out = run()
-            grads = torch.autograd.grad(out, (inputs, layer.weight, layer.bias), torch.ones_like(out))
-            results.append((out, *grads))
-        assert results[0][0].dtype == torch.bfloat16                 # as autocast runs PyTorch's convolutions
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert type(layer(inputs).grad_fn).__name__.startswith("_ImageConv")
-        for ours, theirs in zip(*results):
-            torch.testing.assert_close(ours.float(), theirs.float(), atol=0.02 * theirs.abs().max().item(), rtol=0.02)
+    assert type(conv.double()(x.double()).grad_fn).__name__ == "ConvolutionBackward0"
+    assert type(deconv.double()(h.double()).grad_fn).__name__ == "ConvolutionBackward0"
+    conv, deconv = conv.float(), deconv.float()
+    for bf16, tolerance in ((True, 0.02), (False, 1e-5)):
+        for layer, inputs, reference in ((conv, x, lambda: F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1)),
+                                         (deconv, h, lambda: F.conv_transpose2d(h, deconv.weight, deconv.bias, 2, 1))):
+            results = []
+            for run in (lambda: layer(inputs), reference):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    out = run()
+                grads = torch.autograd.grad(out, (inputs, layer.weight, layer.bias), torch.ones_like(out))
+                results.append((out, *grads))
+            assert results[0][0].dtype == results[1][0].dtype == (torch.bfloat16 if bf16 else torch.float32)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                assert type(layer(inputs).grad_fn).__name__.startswith("_ImageConv")
+            for ours, theirs in zip(*results):
+                torch.testing.assert_close(ours.float(), theirs.float(), atol=tolerance * theirs.abs().max().item(),
+                                           rtol=tolerance)
 
 
-def test_the_dcgan_pair_runs_channels_last_under_bf16_and_hands_gradients_back_in_each_inputs_layout():
-    """Under bf16 on a CPU the convolutions between the image-end layers get channels-last inputs (oneDNN's
-    fastest layout there); in float32 the model keeps PyTorch's default layout. G's conversion hands its
-    gradient back in its input's layout, and D's head reads channels-last features as they lie: the same
-    logits and gradients as in PyTorch's order, and the gradient in the features' own layout."""
+def test_the_dcgan_pair_runs_channels_last_on_a_cpu_and_hands_gradients_back_in_each_inputs_layout():
+    """On a CPU, under bf16 and in float32, the convolutions between the image-end layers get channels-last
+    inputs (oneDNN's fastest layout there); in float64 the model keeps PyTorch's default layout. G's
+    conversion hands its gradient back in its input's layout, and D's head reads channels-last features as
+    they lie: the same logits and gradients as in PyTorch's order, and the gradient in the features' own layout."""
     model = build_model("cgan").train()
     inputs = {}
     for name, layer in (("g", model.generator.net.upsample[0]), ("d", model.discriminator.body.features[2])):
         layer.register_forward_pre_hook(lambda module, args, name=name: inputs.update({name: args[0]}))
     z, labels = torch.randn(8, model.latent_dim), torch.arange(8)
-    for bf16, layout in ((True, torch.channels_last), (False, torch.contiguous_format)):
+    for bf16, dtype, channels_last in ((True, torch.float32, True), (False, torch.float32, True),
+                                       (False, torch.float64, False)):
+        model.to(dtype)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            model.discriminate(model.generate(model.generator, z, labels), labels).float().sum().backward()
-        assert all(h.is_contiguous(memory_format=layout) and h.stride()[1] == (1 if bf16 else h[0, 0].numel())
-                   for h in inputs.values()), (bf16, [h.stride() for h in inputs.values()])
+            model.discriminate(model.generate(model.generator, z.to(dtype), labels), labels).float().sum().backward()
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        assert all(h.is_contiguous(memory_format=layout) and h.stride()[1] == (1 if channels_last else h[0, 0].numel())
+                   for h in inputs.values()), (bf16, dtype, [h.stride() for h in inputs.values()])
 
     def layouts_and_gradient(layout, function):
         leaf = torch.randn(4, 6, 5, 5, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=layout)
@@ -144,7 +151,7 @@ def test_the_dcgan_pair_runs_channels_last_under_bf16_and_hands_gradients_back_i
     with torch.autocast("cpu", dtype=torch.bfloat16):
         converted, grad = layouts_and_gradient(torch.contiguous_format, ChannelsLast())
     assert converted.is_contiguous(memory_format=torch.channels_last) and grad.is_contiguous()
-    assert ChannelsLast()(grad) is grad                             # float32: nothing to convert
+    assert ChannelsLast()(converted) is converted and ChannelsLast()(grad.double()).is_contiguous()
 
     weight = torch.randn(3, 150)
     expected, expected_grad = layouts_and_gradient(torch.contiguous_format, lambda x: x.flatten(1) @ weight.t())

@@ -55,7 +55,7 @@ def pick_slice(z0: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, to
 
 def features_product(h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Features h, (b, f) or (b, C, H, W), times weight (k, f) whose columns run in h.flatten(1)'s order: (b, k).
-    A channels-last h (the convolutional D's under bf16 on a CPU) is read in the order it lies in memory and
+    A channels-last h (the convolutional D's on a CPU) is read in the order it lies in memory and
     the small weight is reordered to match, instead of copying the batch's features into PyTorch's order."""
     if h.dim() == 4 and h.is_contiguous(memory_format=torch.channels_last) and not h.is_contiguous():
         b, channels, height, width = h.shape

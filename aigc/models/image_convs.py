@@ -1,19 +1,22 @@
 """The two convolutions at the image end of the DCGAN pair, D's first (1 channel in) and G's last (1 channel
-out), computed in bfloat16 on a CPU as one matrix product each plus a gather or a scatter of 4 × 4 patches.
+out), computed on a CPU as one matrix product each plus a gather or a scatter of 4 × 4 patches, and the
+channels-last layout between them.
 
 oneDNN, which runs PyTorch's convolutions on a CPU, is slow with a single image channel in bf16: these two
 layers took a large share of a training step for a small fraction of its arithmetic. As a 4 × 4 convolution with
 stride 2 and padding 1, D's first layer reads each output pixel from a 4 × 4 patch of the image, so it is
 the product of its weights, (C, 16), with the image's patches, (16, pixels); G's last layer is the adjoint:
 the product scatters 16 values from each input pixel back into the patches, which overlap in four phases of
-stride 2, summed as four shifted copies. In float32 oneDNN does as well (bench/image_convs.py times a
-training step both ways), and on other devices cuDNN or MPS do, so there the layers are PyTorch's own. They
-subclass nn.Conv2d and nn.ConvTranspose2d with the same parameters, so checkpoints are unchanged.
+stride 2, summed as four shifted copies.
 
-Under bf16 the layers between them run channels-last (each pixel's channels side by side in memory), the layout
-oneDNN's bf16 convolutions are fastest in: ImageConv2d writes its output that way and ImageConvTranspose2d
-reads it in place; G's body converts once (ChannelsLast), handing the gradient back in its input's layout,
-and D's head reads the channels-last features as they lie (base.features_product).
+The layers between them run channels-last (each pixel's channels side by side in memory), the layout oneDNN's
+convolutions and batch norms are fastest in, in bf16 and in float32: ImageConv2d writes its output that way
+(each output pixel's channels are one row of its product) and ImageConvTranspose2d reads it in place; G's body
+converts once (ChannelsLast), handing the gradient back in its input's layout, and D's head reads the
+channels-last features as they lie (base.features_product). bench/image_convs.py times a training step both
+ways. On other devices cuDNN or MPS pick their own layouts, and in float64 (the exactness tests) the layers
+are PyTorch's own. They subclass nn.Conv2d and nn.ConvTranspose2d with the same parameters, so checkpoints
+are unchanged.
 """
 from __future__ import annotations
 
@@ -29,8 +32,9 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
-def in_bf16_on_cpu(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dim() == 4 and compute_dtype(x) == torch.bfloat16
+def on_cpu_path(x: torch.Tensor) -> bool:
+    """Whether x, a batch of images or feature maps, takes this module's CPU path: on a CPU, in bf16 or float32."""
+    return x.device.type == "cpu" and x.dim() == 4 and compute_dtype(x) in (torch.bfloat16, torch.float32)
 
 
 def patches(image: torch.Tensor) -> torch.Tensor:
@@ -64,7 +68,7 @@ def pixel_rows(h: torch.Tensor) -> torch.Tensor:
 
 def channels_from_patches(cols: torch.Tensor, w: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """W · cols: patches (b, 16, n) of H × W images and weights (C, 16) -> (b, C, H/2, W/2), channels-last, the
-    layout oneDNN's bf16 convolutions run fastest in. D's first layer, and the gradient of G's last one."""
+    layout oneDNN's convolutions run fastest in. D's first layer, and the gradient of G's last one."""
     b = cols.shape[0]
     out = torch.empty(b, w.shape[0], height // 2, width // 2, dtype=cols.dtype, device=cols.device,
                       memory_format=torch.channels_last)
@@ -151,7 +155,7 @@ class ImageConv2d(nn.Conv2d):
         super().__init__(1, channels, 4, 2, 1, bias=bias)
 
     def forward(self, x):
-        if not in_bf16_on_cpu(x) or x.shape[-2] % 2 or x.shape[-1] % 2:
+        if not on_cpu_path(x) or x.shape[-2] % 2 or x.shape[-1] % 2:
             return super().forward(x)
         return _ImageConv.apply(x, self.weight, self.bias)
 
@@ -163,7 +167,7 @@ class ImageConvTranspose2d(nn.ConvTranspose2d):
         super().__init__(channels, 1, 4, 2, 1, bias=bias)
 
     def forward(self, h, output_size=None):
-        if not in_bf16_on_cpu(h) or output_size is not None:
+        if not on_cpu_path(h) or output_size is not None:
             return super().forward(h, output_size)
         return _ImageConvTranspose.apply(h, self.weight, self.bias)
 
@@ -183,9 +187,9 @@ class _ToChannelsLast(torch.autograd.Function):
 
 
 class ChannelsLast(nn.Module):
-    """(b, C, H, W) in channels-last under bf16 on a CPU, where oneDNN's convolutions run fastest in it; else as is."""
+    """(b, C, H, W) in channels-last on a CPU, where oneDNN's convolutions run fastest in it; else as is."""
 
     def forward(self, h):
-        if in_bf16_on_cpu(h) and not h.is_contiguous(memory_format=torch.channels_last):
+        if on_cpu_path(h) and not h.is_contiguous(memory_format=torch.channels_last):
             return _ToChannelsLast.apply(h)
         return h
