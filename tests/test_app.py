@@ -651,6 +651,7 @@ def test_a_lesson_pauses_at_the_coachs_warning_its_remedy_applies_and_a_branch_r
     at.run()
     at.button(key="remedy-diverging").click().run()
     assert not at.exception, at.exception
+    assert [t for t in at.toast if t.value.startswith("Applied at the next step:")], "it says so where it stays"
     wait_for(lambda: any("β₁ 0.9 → 0.5" in e["text"] for e in reg.view(run).events), 30, "the remedy")
     assert reg.view(run).step == step, "a remedy changes the settings, not the run's place"
     # the time machine: back to the first snapshot, with the remedy from the start

@@ -70,8 +70,8 @@ def coach(registry: RunRegistry, run: Run, view: RunView, can_control: bool) -> 
                     registry.change(run, **d.remedy.changes)
                 except ValueError as exc:
                     box.error(str(exc))
-                else:
-                    box.success(f"Applied at the next step: {d.remedy.effect}")
+                else:      # a toast: once applied, the coach drops this diagnosis, and its box, at the next poll
+                    st.toast(f"Applied at the next step: {d.remedy.effect}", icon=":material/check_circle:")
 
 
 def readings(view: RunView) -> None:
