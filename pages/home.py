@@ -11,8 +11,8 @@ with intro:
     st.markdown(
         "<p style='font-size:1.3rem'>Pick a generative model, train it live on MNIST's 60,000 handwritten "
         "digits, and explore what it learned.</p>", unsafe_allow_html=True)
-    st.markdown("### 1 · Train\nChoose a model and press **Start**. Losses and a grid of samples update a few "
-                "times a second; digits appear after about 4 seconds of training on a recent 2-core CPU, longer on slower ones. "
+    st.markdown("### 1 · Train\nChoose a model and press **Start**. Losses and a grid of samples update every "
+                "second; digits appear after about 4 seconds of training on a recent 2-core CPU, longer on slower ones. "
                 "A coach says what is going wrong and offers a cure you apply while it trains; a lesson shows a "
                 "failure on purpose; the time machine rewinds to an earlier moment and tries other settings from there.")
     st.markdown("### 2 · Explore\nMove sliders to walk through the model's *latent space*: make strokes thicker, "

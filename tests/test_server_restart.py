@@ -12,7 +12,7 @@ STATE_EVERY = "1"
 
 
 def shown_step(page) -> int:
-    """The step the progress bar shows, once it shows one (it is redrawn a few times a second)."""
+    """The step the progress bar shows, once it shows one (it is redrawn every second)."""
     return int(page.wait_for_function("""() => /step ([0-9,]+)/.exec(
         document.querySelector("[data-testid='stProgress']")?.innerText)?.[1].replace(/,/g, '')""").json_value())
 
